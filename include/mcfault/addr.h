@@ -1,0 +1,38 @@
+/*
+ * Address arguments: "HOST:PORT", "[V6]:PORT", "HOST" (default port).
+ * Parsing is pure; resolution uses getaddrinfo.
+ */
+#ifndef MCFAULT_ADDR_H
+#define MCFAULT_ADDR_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+/* Longest host part accepted (DNS names are at most 253 bytes). */
+#define ADDR_HOST_MAX 256
+#define ADDR_PORT_MAX 8
+
+struct addr_spec {
+    char host[ADDR_HOST_MAX];
+    char port[ADDR_PORT_MAX];
+};
+
+/*
+ * Splits s into host and port. IPv6 literals must be in brackets. When no
+ * port is given, default_port is used. Returns 0, or -1 when s is malformed
+ * (empty host, bad brackets, port not a number in 1..65535, too long).
+ */
+int addr_parse(const char *s, const char *default_port, struct addr_spec *out);
+
+/*
+ * Resolves spec with getaddrinfo (numeric only when numeric is nonzero) into
+ * the first usable address. Returns 0, or a getaddrinfo error code (see
+ * gai_strerror).
+ */
+int addr_resolve(const struct addr_spec *spec, int passive,
+                 struct sockaddr_storage *ss, socklen_t *len);
+
+/* Formats an address as "host:port" / "[v6]:port" into buf. */
+const char *addr_format(const struct sockaddr *sa, char *buf, size_t size);
+
+#endif
