@@ -1,0 +1,42 @@
+/*
+ * Client connections: each one has its own upstream connection, a FIFO of
+ * in-flight commands, and the place where a fault decision is taken.
+ */
+#ifndef MCFAULT_CONN_H
+#define MCFAULT_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <event2/event.h>
+
+#include "mcfault/addr.h"
+
+struct conn;
+
+/* One proxy: a listener, an upstream, and the connections between them. */
+struct proxy {
+    struct event_base *base;
+    struct addr_spec upstream_spec;
+    struct sockaddr_storage upstream;
+    socklen_t upstream_len; /* 0 until resolved */
+    const char *inject_prefix; /* testing aid: answer these keys locally */
+    size_t inject_len;
+    struct conn *conns;        /* open connections, for shutdown */
+    uint64_t conns_total;
+    uint64_t conns_now;
+};
+
+/*
+ * Takes over an accepted client socket fd: opens the upstream connection
+ * and starts proxying. On failure the client socket is closed and the reason
+ * logged. Returns 0 or -1.
+ */
+int conn_create(struct proxy *px, int fd, const struct sockaddr *peer);
+
+/* Closes and frees every connection of px at once (shutdown). */
+void conn_close_all(struct proxy *px);
+
+#endif

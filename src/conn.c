@@ -1,0 +1,851 @@
+/*
+ * One client connection and its upstream connection: requests are parsed
+ * and forwarded, replies framed and matched to the FIFO of in-flight
+ * commands, so that a reply made by the proxy lands where memcached's would.
+ */
+#include "mcfault/conn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "mcfault/log.h"
+#include "mcfault/proto.h"
+#include "mcfault/reply.h"
+
+/* One recv reads at most this much; a full read is followed by another, up
+ * to CONN_READS_MAX times, so big values need few loop turns. */
+#define CONN_READ_SIZE (64 * 1024)
+#define CONN_READS_MAX 4
+/* Backpressure: stop reading one side while the buffer towards the other
+ * side holds more than HIGH bytes; resume below LOW. */
+#define CONN_WATER_HIGH (1024 * 1024)
+#define CONN_WATER_LOW (256 * 1024)
+/* The FIFO starts with this many slots and doubles when full. */
+#define CONN_FIFO_INIT 16
+
+static const char barrier_cmd[] = "mn\r\n";
+static const char injected_reply[] = "SERVER_ERROR mcfault injected\r\n";
+
+/*
+ * In-flight entries, oldest first:
+ * - ONE: a forwarded command with exactly one reply, framed by its kind;
+ * - GROUP: forwarded commands whose reply count is unknown (noreply, meta q,
+ *   and whatever follows them before a barrier); their replies pass through
+ *   as they come;
+ * - BARRIER: an "mn" closing the GROUP before it; its MN ends the group and
+ *   is stripped when the proxy injected it;
+ * - LOCAL: a reply made by the proxy, held in conn.local until its turn.
+ */
+enum entry_type { E_ONE = 0, E_GROUP, E_BARRIER, E_LOCAL };
+
+struct entry {
+    uint8_t type;
+    uint8_t kind;  /* E_ONE: enum proto_reply */
+    uint8_t strip; /* E_BARRIER: injected by us */
+    uint32_t len;  /* E_LOCAL: reply bytes in conn.local */
+};
+
+enum conn_mode {
+    MODE_TEXT = 0, /* parse and frame */
+    MODE_TUNNEL    /* binary protocol or watch: raw bytes both ways */
+};
+
+struct conn {
+    struct proxy *px;
+    struct conn *prev;
+    struct conn *next;
+    int cfd;
+    int ufd;
+    struct event *cread;
+    struct event *cwrite;
+    struct event *uread;
+    struct event *uwrite;
+    bool cread_on;
+    bool cwrite_on;
+    bool uread_on;
+    bool uwrite_on;
+    bool uconnected;
+    bool client_eof;    /* no more requests will come */
+    bool client_dead;   /* nothing can be written to the client */
+    bool upstream_eof;  /* no more replies will come */
+    bool stop_parsing;  /* quit or an over-long line: ignore the rest */
+    bool ushut;         /* upstream write side shut after client EOF */
+    enum conn_mode mode;
+    struct evbuffer *cin;   /* from client, not yet forwarded */
+    struct evbuffer *uout;  /* to upstream */
+    struct evbuffer *uin;   /* from upstream, not yet passed on */
+    struct evbuffer *cout;  /* to client */
+    struct evbuffer *local; /* proxy-made replies waiting for their turn */
+    struct proto_parser parser;
+    struct reply_framer framer;
+    size_t req_fwd;     /* bytes at the head of cin to forward */
+    size_t req_held;    /* then bytes of a partial line the parser holds */
+    bool data_local;    /* the current data block is dropped, not sent */
+    uint32_t deferred;  /* local reply bytes waiting for the data block */
+    bool has_deferred;
+    size_t resp_fwd;    /* bytes at the head of uin owed to the client */
+    bool group_open;    /* the FIFO tail is a GROUP without a barrier */
+    struct entry *fifo;
+    uint32_t fifo_cap;  /* a power of two */
+    uint32_t fifo_head;
+    uint32_t fifo_len;
+};
+
+static void conn_free(struct conn *c);
+static void conn_check_done(struct conn *c);
+
+/* ---- FIFO ---- */
+
+static struct entry *fifo_at(struct conn *c, uint32_t i)
+{
+    return &c->fifo[(c->fifo_head + i) & (c->fifo_cap - 1)];
+}
+
+static struct entry *fifo_head(struct conn *c)
+{
+    return c->fifo_len ? fifo_at(c, 0) : NULL;
+}
+
+static int fifo_push(struct conn *c, struct entry e)
+{
+    if (c->fifo_len == c->fifo_cap) {
+        uint32_t cap = c->fifo_cap * 2;
+        struct entry *f = malloc(sizeof(*f) * cap);
+        if (f == NULL) {
+            return -1;
+        }
+        for (uint32_t i = 0; i < c->fifo_len; i++) {
+            f[i] = *fifo_at(c, i);
+        }
+        free(c->fifo);
+        c->fifo = f;
+        c->fifo_cap = cap;
+        c->fifo_head = 0;
+    }
+    *fifo_at(c, c->fifo_len) = e;
+    c->fifo_len++;
+    return 0;
+}
+
+static void fifo_pop(struct conn *c)
+{
+    c->fifo_head = (c->fifo_head + 1) & (c->fifo_cap - 1);
+    c->fifo_len--;
+}
+
+/* ---- events and writes ---- */
+
+static void ev_set(struct event *ev, bool *on, bool want)
+{
+    if (want && !*on) {
+        event_add(ev, NULL);
+    } else if (!want && *on) {
+        event_del(ev);
+    }
+    *on = want;
+}
+
+/* Applies backpressure: read a side only while the buffer it feeds is not
+ * over the high mark (resuming under the low mark). */
+static void conn_update_reads(struct conn *c)
+{
+    size_t uo = evbuffer_get_length(c->uout);
+    size_t co = evbuffer_get_length(c->cout);
+    bool want_c = !c->client_eof &&
+                  (c->cread_on ? uo <= CONN_WATER_HIGH : uo < CONN_WATER_LOW);
+    bool want_u = !c->upstream_eof &&
+                  (c->uread_on ? co <= CONN_WATER_HIGH : co < CONN_WATER_LOW);
+    ev_set(c->cread, &c->cread_on, want_c);
+    ev_set(c->uread, &c->uread_on, want_u);
+}
+
+/* Writes what buf holds to fd; arms the write event only on EAGAIN.
+ * Returns -1 when the peer is gone. */
+static int flush_buf(struct evbuffer *buf, int fd, struct event *ev, bool *on)
+{
+    if (evbuffer_get_length(buf) > 0) {
+        int n = evbuffer_write(buf, fd);
+        if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            return -1;
+        }
+    }
+    ev_set(ev, on, evbuffer_get_length(buf) > 0);
+    return 0;
+}
+
+static void flush_upstream(struct conn *c)
+{
+    if (!c->uconnected || c->upstream_eof) {
+        return;
+    }
+    if (flush_buf(c->uout, c->ufd, c->uwrite, &c->uwrite_on) != 0) {
+        log_msg(LOG_INFO, "conn %d: upstream write failed: %s", c->cfd,
+                strerror(errno));
+        c->upstream_eof = true;
+        evbuffer_drain(c->uout, evbuffer_get_length(c->uout));
+    }
+}
+
+static void flush_client(struct conn *c)
+{
+    if (c->client_dead) {
+        evbuffer_drain(c->cout, evbuffer_get_length(c->cout));
+        return;
+    }
+    if (flush_buf(c->cout, c->cfd, c->cwrite, &c->cwrite_on) != 0) {
+        c->client_dead = true;
+        c->client_eof = true;
+        evbuffer_drain(c->cout, evbuffer_get_length(c->cout));
+    }
+}
+
+/* ---- replies ---- */
+
+/* Moves the framed bytes owed to the client from uin to cout. */
+static void resp_flush(struct conn *c)
+{
+    if (c->resp_fwd > 0) {
+        evbuffer_remove_buffer(c->uin, c->cout, c->resp_fwd);
+        c->resp_fwd = 0;
+    }
+}
+
+/* Emits the proxy-made replies at the head of the FIFO. */
+static void emit_locals(struct conn *c)
+{
+    struct entry *e;
+
+    while ((e = fifo_head(c)) != NULL && e->type == E_LOCAL) {
+        resp_flush(c);
+        evbuffer_remove_buffer(c->local, c->cout, e->len);
+        fifo_pop(c);
+    }
+}
+
+static enum reply_kind expected_kind(struct conn *c)
+{
+    struct entry *e = fifo_head(c);
+
+    if (e != NULL && e->type == E_ONE) {
+        return (enum reply_kind)e->kind;
+    }
+    /* A group, or bytes nobody asked for: frame line by line. */
+    return REPLY_KIND_ANY;
+}
+
+static void enter_tunnel(struct conn *c)
+{
+    c->mode = MODE_TUNNEL;
+    c->stop_parsing = false;
+}
+
+/* A reply (or, for groups, one line of it) has ended. */
+static void reply_done(struct conn *c)
+{
+    struct entry *e = fifo_head(c);
+
+    if (e == NULL) {
+        return;
+    }
+    if (e->type == E_ONE) {
+        fifo_pop(c);
+        return;
+    }
+    if (e->type == E_GROUP && c->framer.line == REPLY_LINE_MN &&
+        c->fifo_len > 1 && fifo_at(c, 1)->type == E_BARRIER) {
+        bool strip = fifo_at(c, 1)->strip;
+        if (strip) {
+            size_t n = c->framer.line_len;
+            c->resp_fwd -= n;
+            resp_flush(c);
+            evbuffer_drain(c->uin, n);
+        }
+        fifo_pop(c);
+        fifo_pop(c);
+    }
+}
+
+/* Frames what arrived from upstream and passes it on in order. */
+static void process_upstream(struct conn *c)
+{
+    for (;;) {
+        emit_locals(c);
+        if (c->mode == MODE_TUNNEL) {
+            c->resp_fwd = evbuffer_get_length(c->uin);
+            break;
+        }
+        size_t have = evbuffer_get_length(c->uin);
+        if (c->resp_fwd >= have) {
+            break;
+        }
+        if (reply_idle(&c->framer)) {
+            reply_expect(&c->framer, expected_kind(c));
+        }
+        struct evbuffer_ptr ptr;
+        struct evbuffer_iovec v;
+        evbuffer_ptr_set(c->uin, &ptr, c->resp_fwd, EVBUFFER_PTR_SET);
+        if (evbuffer_peek(c->uin, -1, &ptr, &v, 1) < 1) {
+            break;
+        }
+        size_t used;
+        enum reply_event ev = reply_feed(&c->framer, v.iov_base, v.iov_len,
+                                         &used);
+        c->resp_fwd += used;
+        if (ev == REPLY_AGAIN) {
+            continue;
+        }
+        if (log_enabled(LOG_TRACE) &&
+            !(c->framer.line == REPLY_LINE_MN && c->fifo_len > 1 &&
+              fifo_head(c)->type == E_GROUP && fifo_at(c, 1)->strip)) {
+            const char *text;
+            size_t n = reply_last_line(&c->framer, &text);
+            log_trace('>', c->cfd, text, n);
+        }
+        if (ev == REPLY_DONE) {
+            reply_done(c);
+        } else if (ev == REPLY_RAW) {
+            if (fifo_head(c) != NULL) {
+                fifo_pop(c);
+            }
+            enter_tunnel(c);
+        }
+    }
+    resp_flush(c);
+}
+
+/* ---- requests ---- */
+
+/* Moves the bytes decided for forwarding from cin to uout. */
+static void req_flush(struct conn *c)
+{
+    if (c->req_fwd > 0) {
+        evbuffer_remove_buffer(c->cin, c->uout, c->req_fwd);
+        c->req_fwd = 0;
+    }
+}
+
+/* Closes an open group with an "mn" so the replies after it can be told
+ * apart. */
+static int close_group(struct conn *c, bool strip)
+{
+    if (!c->group_open) {
+        return 0;
+    }
+    if (strip) {
+        req_flush(c);
+        evbuffer_add(c->uout, barrier_cmd, sizeof(barrier_cmd) - 1);
+    }
+    c->group_open = false;
+    struct entry e = {.type = E_BARRIER, .strip = strip};
+    return fifo_push(c, e);
+}
+
+/* Records a forwarded command in the FIFO. */
+static int enqueue_forward(struct conn *c, const struct proto_cmd *cmd)
+{
+    if (cmd->op == PROTO_OP_MN && c->group_open) {
+        /* The client's own mn closes the group; its MN goes to it. */
+        return close_group(c, false);
+    }
+    if (c->group_open) {
+        return 0; /* joins the group: its replies pass through */
+    }
+    struct entry e = {.type = E_ONE, .kind = (uint8_t)cmd->reply};
+    if (cmd->noreply) {
+        e.type = E_GROUP;
+        c->group_open = true;
+    }
+    return fifo_push(c, e);
+}
+
+/* Puts the reply held in conn.local (len bytes) in line behind the
+ * commands already in flight. */
+static int enqueue_local(struct conn *c, uint32_t len)
+{
+    if (c->fifo_len == 0) {
+        evbuffer_remove_buffer(c->local, c->cout, len);
+        return 0;
+    }
+    if (close_group(c, true) != 0) {
+        return -1;
+    }
+    struct entry e = {.type = E_LOCAL, .len = len};
+    return fifo_push(c, e);
+}
+
+/* The place where a fault decision is taken for each command. Returns true
+ * when the proxy answers the command itself (the reply, possibly empty, is
+ * appended to conn.local and its length stored in *len). */
+static bool decide_local(struct conn *c, const struct proto_cmd *cmd,
+                         uint32_t *len)
+{
+    const struct proxy *px = c->px;
+    size_t pos = 0;
+    struct proto_tok key;
+
+    if (px->inject_prefix == NULL || !proto_cmd_next_key(cmd, &pos, &key) ||
+        key.len < px->inject_len ||
+        memcmp(cmd->line + key.off, px->inject_prefix, px->inject_len) != 0) {
+        return false;
+    }
+    bool meta = cmd->reply == PROTO_REPLY_META;
+    if (cmd->noreply && !meta) {
+        *len = 0; /* memcached sends nothing for classic noreply */
+        return true;
+    }
+    evbuffer_add(c->local, injected_reply, sizeof(injected_reply) - 1);
+    *len = sizeof(injected_reply) - 1;
+    return true;
+}
+
+static int handle_cmd(struct conn *c, const struct proto_cmd *cmd,
+                      size_t line_bytes)
+{
+    uint32_t len = 0;
+
+    log_trace('<', c->cfd, cmd->line, cmd->line_len);
+    if (decide_local(c, cmd, &len)) {
+        req_flush(c);
+        evbuffer_drain(c->cin, line_bytes);
+        if (cmd->data_len > 0) {
+            /* Answer after the data block, as memcached does. */
+            c->data_local = true;
+            c->deferred = len;
+            c->has_deferred = true;
+            return 0;
+        }
+        return len > 0 ? enqueue_local(c, len) : 0;
+    }
+    c->data_local = false;
+    c->req_fwd += line_bytes;
+    if (cmd->op == PROTO_OP_QUIT) {
+        /* memcached closes and reads nothing after quit. */
+        c->stop_parsing = true;
+    }
+    return enqueue_forward(c, cmd);
+}
+
+static int handle_data(struct conn *c, size_t n)
+{
+    if (!c->data_local) {
+        c->req_fwd += n;
+        return 0;
+    }
+    evbuffer_drain(c->cin, n);
+    if (proto_data_left(&c->parser) == 0 && c->has_deferred) {
+        c->has_deferred = false;
+        return c->deferred > 0 ? enqueue_local(c, c->deferred) : 0;
+    }
+    return 0;
+}
+
+/* Client EOF: what it sent still goes upstream, then the upstream write
+ * side is shut so memcached answers what it read and closes, as it does
+ * with a direct client; the replies owed arrive before that close. */
+static void client_ended(struct conn *c)
+{
+    c->client_eof = true;
+}
+
+/* Parses what the client sent and forwards it, command by command. */
+static int process_client(struct conn *c)
+{
+    struct proto_cmd cmd;
+
+    for (;;) {
+        if (c->mode == MODE_TUNNEL) {
+            c->req_fwd = evbuffer_get_length(c->cin);
+            break;
+        }
+        size_t off = c->req_fwd + c->req_held;
+        if (c->stop_parsing) {
+            req_flush(c);
+            evbuffer_drain(c->cin, evbuffer_get_length(c->cin));
+            c->req_held = 0;
+            break;
+        }
+        if (off >= evbuffer_get_length(c->cin)) {
+            break;
+        }
+        struct evbuffer_ptr ptr;
+        struct evbuffer_iovec v;
+        evbuffer_ptr_set(c->cin, &ptr, off, EVBUFFER_PTR_SET);
+        if (evbuffer_peek(c->cin, -1, &ptr, &v, 1) < 1) {
+            break;
+        }
+        size_t used;
+        enum proto_status st = proto_parse(&c->parser, v.iov_base,
+                                           v.iov_len, &used, &cmd);
+        int rc = 0;
+        switch (st) {
+        case PROTO_AGAIN:
+            c->req_held += used;
+            break;
+        case PROTO_CMD: {
+            size_t line_bytes = c->req_held + used;
+            c->req_held = 0;
+            rc = handle_cmd(c, &cmd, line_bytes);
+            break;
+        }
+        case PROTO_DATA:
+            rc = handle_data(c, used);
+            break;
+        case PROTO_BINARY:
+            log_msg(LOG_INFO, "conn %d: binary protocol, tunnelling",
+                    c->cfd);
+            enter_tunnel(c);
+            reply_init(&c->framer);
+            break;
+        case PROTO_TOO_LONG:
+            /* memcached closes such a connection: answer what came before,
+             * then close. */
+            log_msg(LOG_INFO, "conn %d: line too long, closing", c->cfd);
+            c->stop_parsing = true;
+            client_ended(c);
+            break;
+        }
+        if (rc != 0) {
+            return -1;
+        }
+    }
+    req_flush(c);
+    return 0;
+}
+
+/* ---- lifecycle ---- */
+
+/* Reads once (or a few times while each read fills the space). Returns the
+ * bytes read, 0 at EOF, -1 on error other than EAGAIN, -2 on EAGAIN. */
+static ssize_t read_into(struct evbuffer *buf, int fd)
+{
+    ssize_t total = 0;
+
+    for (int i = 0; i < CONN_READS_MAX; i++) {
+        struct evbuffer_iovec v;
+        if (evbuffer_reserve_space(buf, CONN_READ_SIZE, &v, 1) < 1) {
+            return -1;
+        }
+        ssize_t n = recv(fd, v.iov_base, v.iov_len, 0);
+        if (n <= 0) {
+            v.iov_len = 0;
+            evbuffer_commit_space(buf, &v, 1);
+            if (total > 0) {
+                return total;
+            }
+            if (n == 0) {
+                return 0;
+            }
+            return (errno == EAGAIN || errno == EINTR) ? -2 : -1;
+        }
+        v.iov_len = (size_t)n;
+        evbuffer_commit_space(buf, &v, 1);
+        total += n;
+        if ((size_t)n < CONN_READ_SIZE) {
+            break;
+        }
+    }
+    return total;
+}
+
+static void on_client_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    (void)fd;
+    (void)what;
+
+    ssize_t n = read_into(c->cin, c->cfd);
+    if (n == -2) {
+        return;
+    }
+    if (n == -1) {
+        c->client_dead = true;
+    }
+    if (process_client(c) != 0) {
+        log_msg(LOG_ERROR, "conn %d: out of memory", c->cfd);
+        c->upstream_eof = true;
+        c->client_dead = true;
+    }
+    if (n <= 0) {
+        client_ended(c);
+    }
+    flush_upstream(c);
+    flush_client(c);
+    conn_update_reads(c);
+    conn_check_done(c);
+}
+
+static void on_upstream_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    (void)fd;
+    (void)what;
+
+    ssize_t n = read_into(c->uin, c->ufd);
+    if (n == -2) {
+        return;
+    }
+    process_upstream(c);
+    if (n <= 0) {
+        if (n < 0) {
+            log_msg(c->uconnected ? LOG_INFO : LOG_ERROR,
+                    "conn %d: upstream %s:%s: %s", c->cfd,
+                    c->px->upstream_spec.host, c->px->upstream_spec.port,
+                    strerror(errno));
+        } else {
+            log_msg(LOG_INFO, "conn %d: upstream closed", c->cfd);
+        }
+        c->upstream_eof = true;
+    }
+    flush_client(c);
+    conn_update_reads(c);
+    conn_check_done(c);
+}
+
+static void on_client_write(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    (void)fd;
+    (void)what;
+
+    flush_client(c);
+    conn_update_reads(c);
+    conn_check_done(c);
+}
+
+static void on_upstream_write(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    (void)fd;
+    (void)what;
+
+    if (!c->uconnected) {
+        int err = 0;
+        socklen_t len = sizeof(err);
+        if (getsockopt(c->ufd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
+            err = errno;
+        }
+        if (err != 0) {
+            log_msg(LOG_ERROR, "conn %d: upstream %s:%s: %s", c->cfd,
+                    c->px->upstream_spec.host, c->px->upstream_spec.port,
+                    strerror(err));
+            conn_free(c);
+            return;
+        }
+        c->uconnected = true;
+        log_msg(LOG_INFO, "conn %d: upstream connected", c->cfd);
+    }
+    flush_upstream(c);
+    conn_update_reads(c);
+    conn_check_done(c);
+}
+
+/*
+ * Decides whether the connection is over: the upstream closed and the
+ * client has what it is owed. A client EOF is passed on to the upstream
+ * once everything the client sent is written; memcached then closes.
+ */
+static void conn_check_done(struct conn *c)
+{
+    bool sent = evbuffer_get_length(c->uout) == 0;
+
+    if (c->client_eof && !c->upstream_eof && sent) {
+        if (!c->uconnected) {
+            c->upstream_eof = true;
+        } else if (c->mode == MODE_TUNNEL) {
+            /* A watcher never reads again: nothing more is owed. */
+            c->upstream_eof = true;
+            c->client_dead = true;
+        } else if (!c->ushut) {
+            shutdown(c->ufd, SHUT_WR);
+            c->ushut = true;
+        }
+    }
+    if (!c->upstream_eof) {
+        return;
+    }
+    if (c->uconnected) {
+        process_upstream(c);
+        flush_client(c);
+        if (evbuffer_get_length(c->cout) > 0) {
+            return;
+        }
+    }
+    conn_free(c);
+}
+
+static void conn_free(struct conn *c)
+{
+    struct proxy *px = c->px;
+
+    log_msg(LOG_INFO, "conn %d: closed", c->cfd);
+    if (c->prev) {
+        c->prev->next = c->next;
+    } else {
+        px->conns = c->next;
+    }
+    if (c->next) {
+        c->next->prev = c->prev;
+    }
+    px->conns_now--;
+    event_free(c->cread);
+    event_free(c->cwrite);
+    event_free(c->uread);
+    event_free(c->uwrite);
+    evbuffer_free(c->cin);
+    evbuffer_free(c->cout);
+    evbuffer_free(c->uin);
+    evbuffer_free(c->uout);
+    evbuffer_free(c->local);
+    proto_deinit(&c->parser);
+    free(c->fifo);
+    close(c->cfd);
+    if (c->ufd >= 0) {
+        close(c->ufd);
+    }
+    free(c);
+}
+
+void conn_close_all(struct proxy *px)
+{
+    while (px->conns != NULL) {
+        conn_free(px->conns);
+    }
+}
+
+static void set_nodelay(int fd)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+/* Starts a non-blocking connect to the upstream. */
+static int upstream_connect(struct conn *c)
+{
+    const struct proxy *px = c->px;
+
+    c->ufd = socket(px->upstream.ss_family,
+                    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->ufd < 0) {
+        return -1;
+    }
+    set_nodelay(c->ufd);
+    if (connect(c->ufd, (const struct sockaddr *)&px->upstream,
+                px->upstream_len) == 0) {
+        c->uconnected = true;
+        return 0;
+    }
+    return errno == EINPROGRESS ? 0 : -1;
+}
+
+int conn_create(struct proxy *px, int fd, const struct sockaddr *peer)
+{
+    char name[128];
+    struct conn *c = calloc(1, sizeof(*c));
+
+    if (c == NULL) {
+        close(fd);
+        return -1;
+    }
+    c->px = px;
+    c->cfd = fd;
+    c->ufd = -1;
+    log_msg(LOG_INFO, "conn %d: open from %s", fd,
+            addr_format(peer, name, sizeof(name)));
+    evutil_make_socket_nonblocking(fd);
+    set_nodelay(fd);
+    c->fifo_cap = CONN_FIFO_INIT;
+    c->fifo = malloc(sizeof(*c->fifo) * c->fifo_cap);
+    c->cin = evbuffer_new();
+    c->cout = evbuffer_new();
+    c->uin = evbuffer_new();
+    c->uout = evbuffer_new();
+    c->local = evbuffer_new();
+    proto_init(&c->parser);
+    reply_init(&c->framer);
+    if (c->fifo == NULL || c->cin == NULL || c->cout == NULL ||
+        c->uin == NULL || c->uout == NULL || c->local == NULL) {
+        goto fail;
+    }
+    if (px->upstream_len == 0 &&
+        addr_resolve(&px->upstream_spec, 0, &px->upstream,
+                     &px->upstream_len) != 0) {
+        /* Blocking, but only until the name resolves once (compose
+         * starts services in any order). */
+        px->upstream_len = 0;
+    }
+    if (px->upstream_len == 0 || upstream_connect(c) != 0) {
+        log_msg(LOG_ERROR, "conn %d: upstream %s:%s: %s", fd,
+                px->upstream_spec.host, px->upstream_spec.port,
+                px->upstream_len == 0 ? "not resolved" : strerror(errno));
+        goto fail;
+    }
+    c->cread = event_new(px->base, fd, EV_READ | EV_PERSIST, on_client_read,
+                         c);
+    c->cwrite = event_new(px->base, fd, EV_WRITE | EV_PERSIST,
+                          on_client_write, c);
+    c->uread = event_new(px->base, c->ufd, EV_READ | EV_PERSIST,
+                         on_upstream_read, c);
+    c->uwrite = event_new(px->base, c->ufd, EV_WRITE | EV_PERSIST,
+                          on_upstream_write, c);
+    if (c->cread == NULL || c->cwrite == NULL || c->uread == NULL ||
+        c->uwrite == NULL) {
+        goto fail;
+    }
+    c->next = px->conns;
+    if (px->conns) {
+        px->conns->prev = c;
+    }
+    px->conns = c;
+    px->conns_now++;
+    px->conns_total++;
+    ev_set(c->cread, &c->cread_on, true);
+    ev_set(c->uread, &c->uread_on, true);
+    /* The write event tells when a pending connect is done. */
+    ev_set(c->uwrite, &c->uwrite_on, !c->uconnected);
+    return 0;
+
+fail:
+    if (c->cread) {
+        event_free(c->cread);
+    }
+    if (c->cwrite) {
+        event_free(c->cwrite);
+    }
+    if (c->uread) {
+        event_free(c->uread);
+    }
+    if (c->uwrite) {
+        event_free(c->uwrite);
+    }
+    if (c->cin) {
+        evbuffer_free(c->cin);
+    }
+    if (c->cout) {
+        evbuffer_free(c->cout);
+    }
+    if (c->uin) {
+        evbuffer_free(c->uin);
+    }
+    if (c->uout) {
+        evbuffer_free(c->uout);
+    }
+    if (c->local) {
+        evbuffer_free(c->local);
+    }
+    proto_deinit(&c->parser);
+    free(c->fifo);
+    if (c->ufd >= 0) {
+        close(c->ufd);
+    }
+    close(fd);
+    free(c);
+    return -1;
+}
