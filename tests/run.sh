@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite: builds with ASan+UBSan and -Werror, runs the cmocka
+# unit tests, the integration tests against a real memcached, and a short
+# libFuzzer run of each parser. Usage: tests/run.sh [fuzz-seconds]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/deps.sh
+FUZZ_SECONDS=${1:-15}
+
+cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Debug -DMCFAULT_SANITIZE=ON \
+    -DMCFAULT_WERROR=ON -DPython3_EXECUTABLE=/usr/bin/python3
+cmake --build build-test -j"$(nproc)"
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+(cd build-test && ctest --output-on-failure)
+
+tests/fuzz/run.sh "$FUZZ_SECONDS"
+echo "all tests passed"
