@@ -426,8 +426,9 @@ static int handle_cmd(struct conn *c, const struct proto_cmd *cmd,
     }
     c->data_local = false;
     c->req_fwd += line_bytes;
-    if (cmd->op == PROTO_OP_QUIT) {
-        /* memcached closes and reads nothing after quit. */
+    if (cmd->reply == PROTO_REPLY_NONE) {
+        /* quit (or an HTTP request line): memcached closes and reads
+         * nothing after it. */
         c->stop_parsing = true;
     }
     return enqueue_forward(c, cmd);

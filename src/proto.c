@@ -334,40 +334,64 @@ static void classify_retrieval(struct proto_cmd *cmd, enum proto_op op)
     cmd->nkeys = count_keys(cmd, cmd->key_index);
 }
 
-/* Ops with one key at token 1 whose reply may be suppressed by noreply. */
+/* set_noreply_maybe runs only once memcached's token count check passed:
+ * 'nt' (tokens plus the terminal one) must be within [min, max]. */
+static bool noreply_if(const struct proto_cmd *cmd, uint32_t min,
+                       uint32_t max)
+{
+    uint32_t nt = cmd->ntokens + 1;
+    return nt >= min && nt <= max && last_is_noreply(cmd);
+}
+
+/* Ops with one key at token 1 whose reply may be suppressed by noreply:
+ * delete looks for noreply from 4 tokens on (of 3..5), incr/decr/touch
+ * need 4 or 5. */
 static void classify_keyed(struct proto_cmd *cmd, enum proto_op op)
 {
     cmd->op = op;
-    cmd->noreply = last_is_noreply(cmd);
+    cmd->noreply = noreply_if(cmd, 4, 5);
     if (cmd->ntokens >= 2) {
         cmd->key_index = 1;
         cmd->nkeys = 1;
     }
 }
 
-/* Names that map to a plain op; noreply tells whether memcached calls
- * set_noreply_maybe for it. */
+/* Names that map to a plain op. memcached calls set_noreply_maybe for
+ * some of them once the token count ('nt', with the terminal token) is
+ * within [nr_min, nr_max]; nr_max 0 means never. */
 static const struct {
     const char *name;
     enum proto_op op;
     enum proto_reply reply;
-    bool noreply;
+    uint8_t nr_min;
+    uint8_t nr_max;
 } plain_ops[] = {
-    {"stats", PROTO_OP_STATS, PROTO_REPLY_LIST, false},
-    {"flush_all", PROTO_OP_FLUSH_ALL, PROTO_REPLY_LINE, true},
-    {"version", PROTO_OP_VERSION, PROTO_REPLY_LINE, false},
-    {"verbosity", PROTO_OP_VERBOSITY, PROTO_REPLY_LINE, true},
-    {"quit", PROTO_OP_QUIT, PROTO_REPLY_NONE, false},
-    {"shutdown", PROTO_OP_SHUTDOWN, PROTO_REPLY_LINE, false},
-    {"cache_memlimit", PROTO_OP_CACHE_MEMLIMIT, PROTO_REPLY_LINE, true},
-    {"slabs", PROTO_OP_SLABS, PROTO_REPLY_LINE, true},
-    {"lru", PROTO_OP_LRU, PROTO_REPLY_LINE, true},
-    {"lru_crawler", PROTO_OP_LRU_CRAWLER, PROTO_REPLY_LINE, false},
-    {"watch", PROTO_OP_WATCH, PROTO_REPLY_WATCH, false},
-    {"misbehave", PROTO_OP_MISBEHAVE, PROTO_REPLY_LINE, false},
+    {"stats", PROTO_OP_STATS, PROTO_REPLY_LIST, 0, 0},
+    {"flush_all", PROTO_OP_FLUSH_ALL, PROTO_REPLY_LINE, 2, 4},
+    {"version", PROTO_OP_VERSION, PROTO_REPLY_LINE, 0, 0},
+    {"verbosity", PROTO_OP_VERBOSITY, PROTO_REPLY_LINE, 3, 4},
+    {"quit", PROTO_OP_QUIT, PROTO_REPLY_NONE, 0, 0},
+    {"shutdown", PROTO_OP_SHUTDOWN, PROTO_REPLY_LINE, 0, 0},
+    {"cache_memlimit", PROTO_OP_CACHE_MEMLIMIT, PROTO_REPLY_LINE, 3, 4},
+    {"slabs", PROTO_OP_SLABS, PROTO_REPLY_LINE, 0, 0}, /* automove: below */
+    {"lru", PROTO_OP_LRU, PROTO_REPLY_LINE, 3, PROTO_MAX_TOKENS},
+    {"lru_crawler", PROTO_OP_LRU_CRAWLER, PROTO_REPLY_LINE, 0, 0},
+    {"watch", PROTO_OP_WATCH, PROTO_REPLY_WATCH, 1, PROTO_MAX_TOKENS},
+    {"misbehave", PROTO_OP_MISBEHAVE, PROTO_REPLY_LINE, 0, 0},
 };
 
 /* process_command_ascii, reduced to what the proxy must know. */
+/* process_command_ascii: a line whose last token starts with "HTTP/" is
+ * taken for an HTTP request; memcached closes without a reply. */
+static bool is_http(const struct proto_cmd *cmd)
+{
+    if (cmd->ntokens < 2) {
+        return false;
+    }
+    const struct proto_tok *t = &cmd->tok[cmd->ntokens - 1];
+    return t->len >= 5 && memcmp(cmd->line + t->off, "HTTP/", 5) == 0;
+}
+
 static void classify(struct proto_cmd *cmd)
 {
     tokenize(cmd);
@@ -448,9 +472,20 @@ static void classify(struct proto_cmd *cmd)
             if (tok_is(cmd, 0, plain_ops[i].name)) {
                 cmd->op = plain_ops[i].op;
                 cmd->reply = plain_ops[i].reply;
-                cmd->noreply = plain_ops[i].noreply && last_is_noreply(cmd);
+                cmd->noreply = noreply_if(cmd, plain_ops[i].nr_min,
+                                          plain_ops[i].nr_max);
                 break;
             }
+        }
+        if (cmd->op == PROTO_OP_SLABS && cmd->ntokens >= 3 &&
+            tok_is(cmd, 1, "automove")) {
+            cmd->noreply = last_is_noreply(cmd);
+        }
+        /* Names starting with these letters end in ERROR in their own
+         * branch of process_command_ascii; others reach the HTTP test. */
+        if (cmd->op == PROTO_OP_UNKNOWN && strchr("gsacidt", n[0]) == NULL &&
+            is_http(cmd)) {
+            cmd->reply = PROTO_REPLY_NONE;
         }
         /* lru_crawler metadump streams key= lines until END. */
         if (cmd->op == PROTO_OP_LRU_CRAWLER && cmd->ntokens == 3 &&
@@ -574,16 +609,23 @@ enum proto_status proto_parse(struct proto_parser *p, const char *buf,
     }
 
     const char *nl = memchr(buf, '\n', len);
-    if (nl == NULL) {
-        size_t total = p->buf_len + len;
-        if (total > PROTO_LINE_MAX) {
-            const char *head = p->buf_len ? p->buf : buf;
-            size_t head_len = p->buf_len ? p->buf_len : len;
-            if (!long_line_allowed(head, head_len) ||
-                total > PROTO_GETLINE_MAX) {
-                return PROTO_TOO_LONG;
-            }
+    size_t take = nl ? (size_t)(nl - buf) : len;
+    if (p->buf_len + take > PROTO_LINE_MAX) {
+        /* Decided on the line's bytes alone, not on how they were split
+         * into reads, so the verdict is the same for any chunking. */
+        char head[128];
+        size_t h = p->buf_len < sizeof(head) ? p->buf_len : sizeof(head);
+        if (h > 0) {
+            memcpy(head, p->buf, h);
         }
+        size_t more = sizeof(head) - h < take ? sizeof(head) - h : take;
+        memcpy(head + h, buf, more);
+        if (!long_line_allowed(head, h + more) ||
+            p->buf_len + take > PROTO_GETLINE_MAX) {
+            return PROTO_TOO_LONG;
+        }
+    }
+    if (nl == NULL) {
         if (buf_append(p, buf, len) != 0) {
             return PROTO_TOO_LONG;
         }

@@ -27,17 +27,11 @@ bool reply_idle(const struct reply_framer *r)
     return r->state == ST_IDLE;
 }
 
-/* The line in head without its terminator. */
+/* The line in head without its terminator (once the line has ended). */
 static size_t head_text_len(const struct reply_framer *r)
 {
-    size_t n = r->head_len;
-    if (n > 0 && r->head[n - 1] == '\n') {
-        n--;
-        if (n > 0 && r->head[n - 1] == '\r') {
-            n--;
-        }
-    }
-    return n;
+    size_t text = r->line_len - r->term_len;
+    return r->head_len < text ? r->head_len : text;
 }
 
 size_t reply_last_line(const struct reply_framer *r, const char **text)
@@ -88,10 +82,6 @@ static void classify_line(struct reply_framer *r)
 
     r->line = REPLY_LINE_OTHER;
     r->data_left = 0;
-    if (r->line_len > r->head_len) {
-        /* Longer than any line we need to look into (stats, dumps). */
-        n = r->head_len;
-    }
     if (has_prefix(s, n, "VALUE ")) {
         if (token_number(s, n, 3, &len) && len <= UINT64_MAX - 2) {
             r->line = REPLY_LINE_VALUE;
@@ -172,6 +162,7 @@ enum reply_event reply_feed(struct reply_framer *r, const char *buf,
             r->state = ST_LINE;
             r->head_len = 0;
             r->line_len = 0;
+            r->last_cr = false;
         }
         const char *s = buf + used;
         size_t avail = len - used;
@@ -184,8 +175,11 @@ enum reply_event reply_feed(struct reply_framer *r, const char *buf,
         r->line_len += take;
         used += take;
         if (nl == NULL) {
+            r->last_cr = s[take - 1] == '\r';
             break;
         }
+        bool cr = nl > s ? nl[-1] == '\r' : r->last_cr;
+        r->term_len = cr && r->line_len >= 2 ? 2 : 1;
         classify_line(r);
         if (r->data_left > 0) {
             r->state = ST_DATA;

@@ -54,6 +54,8 @@ struct reply_framer {
     char head[REPLY_HEAD_MAX];  /* first bytes of the current line */
     size_t head_len;
     size_t line_len;            /* full length of the current line */
+    size_t term_len;            /* its terminator: 1 ("\n") or 2 */
+    bool last_cr;               /* the last byte scanned was '\r' */
 };
 
 /* Prepares a framer; the first reply is expected as REPLY_KIND_LINE. */
