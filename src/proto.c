@@ -610,7 +610,14 @@ enum proto_status proto_parse(struct proto_parser *p, const char *buf,
 
     const char *nl = memchr(buf, '\n', len);
     size_t take = nl ? (size_t)(nl - buf) : len;
-    if (p->buf_len + take > PROTO_LINE_MAX) {
+    /* Bytes of the line proper: a '\r' last may be half of "\r\n". */
+    size_t line_bytes = p->buf_len + take;
+    char last = take > 0 ? buf[take - 1]
+                         : (p->buf_len > 0 ? p->buf[p->buf_len - 1] : 0);
+    if (last == '\r') {
+        line_bytes--;
+    }
+    if (line_bytes > PROTO_LINE_MAX) {
         /* Decided on the line's bytes alone, not on how they were split
          * into reads, so the verdict is the same for any chunking. */
         char head[128];

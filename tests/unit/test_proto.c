@@ -301,17 +301,17 @@ static const struct proto_case cases[] = {
     {"touch", IN("touch foo 100\r\ntouch foo 100 noreply\r\n"),
      CMDS(CL(TOUCH, LINE, false, 0, 1, "foo"),
           CL(TOUCH, LINE, true, 0, 1, "foo"))},
-    /* KNOWN BUG: "delete noreply" deletes the key "noreply": memcached
+    /* "delete noreply" deletes the key "noreply": memcached
      * 1.6.18 calls set_noreply_maybe only with more than 3 tokens and
      * answers NOT_FOUND/DELETED; the parser sets noreply. */
     {"delete of the key named noreply", IN("delete noreply\r\n"),
      CMDS(CL(DELETE, LINE, false, 0, 1, "noreply"))},
-    /* KNOWN BUG: wrong token count: memcached answers ERROR (WANT_TOKENS)
+    /* wrong token count: memcached answers ERROR (WANT_TOKENS)
      * before looking at noreply; the parser sets noreply from the last
      * token. */
     {"incr with too few tokens and noreply", IN("incr noreply\r\n"),
      CMDS(CL(INCR, LINE, false, 0, 1, "noreply"))},
-    /* KNOWN BUG: same, too many tokens: memcached answers ERROR. */
+    /* same, too many tokens: memcached answers ERROR. */
     {"touch with too many tokens and noreply", IN("touch a b c noreply\r\n"),
      CMDS(CL(TOUCH, LINE, false, 0, 1, "a"))},
 
@@ -416,7 +416,7 @@ static const struct proto_case cases[] = {
      CMDS(CL(VERBOSITY, LINE, false, 0, 0, ""),
           CL(VERBOSITY, LINE, true, 0, 0, ""),
           CL(VERBOSITY, LINE, true, 0, 0, ""))},
-    /* KNOWN BUG: too many tokens: memcached answers ERROR (WANT_TOKENS)
+    /* too many tokens: memcached answers ERROR (WANT_TOKENS)
      * before set_noreply_maybe; the parser sets noreply. */
     {"verbosity with too many tokens and noreply",
      IN("verbosity 1 2 noreply\r\n"),
@@ -436,7 +436,7 @@ static const struct proto_case cases[] = {
         "slabs automove 1 noreply\r\n"),
      CMDS(CL(SLABS, LINE, false, 0, 0, ""), CL(SLABS, LINE, false, 0, 0, ""),
           CL(SLABS, LINE, true, 0, 0, ""))},
-    /* KNOWN BUG: "slabs reassign" never reads noreply: with 5 arguments
+    /* "slabs reassign" never reads noreply: with 5 arguments
      * memcached answers ERROR; the parser sets noreply. */
     {"slabs reassign with noreply", IN("slabs reassign 1 2 noreply\r\n"),
      CMDS(CL(SLABS, LINE, false, 0, 0, ""))},
@@ -463,7 +463,7 @@ static const struct proto_case cases[] = {
     {"watch", IN("watch\r\nwatch fetchers mutations\r\n"),
      CMDS(CL(WATCH, WATCH, false, 0, 0, ""),
           CL(WATCH, WATCH, false, 0, 0, ""))},
-    /* KNOWN BUG: process_watch_command calls set_noreply_maybe, then
+    /* process_watch_command calls set_noreply_maybe, then
      * answers ERROR for the unknown "noreply" argument, suppressed:
      * memcached sends nothing at all, but the parser says a reply comes. */
     {"watch noreply", IN("watch noreply\r\n"),
@@ -477,9 +477,9 @@ static const struct proto_case cases[] = {
     {"empty lines", IN("\r\n\n   \r\n\r\r\n"), CMDS(UNK, UNK, UNK, UNK)},
     {"partial line at the end", IN("get foo"), .ncmd = 0},
     {"empty input", IN(""), .ncmd = 0},
-    /* KNOWN BUG: an unknown command whose last token starts with "HTTP/"
-     * makes memcached close the connection without a reply
-     * (process_command_ascii); the parser says a line comes. */
+    /* An unknown command whose last token starts with "HTTP/" makes
+     * memcached close the connection without a reply
+     * (process_command_ascii). */
     {"HTTP request line", IN("GET / HTTP/1.1\r\n"),
      CMDS(CL(UNKNOWN, NONE, false, 0, 0, ""))},
 
@@ -498,19 +498,18 @@ static const struct proto_case cases[] = {
     {"2049 bytes without newline", IN(X2048 "x"), .ncmd = 0,
      .stop = PROTO_TOO_LONG},
     {"2047 bytes and \\r\\n", IN(X2047 "\r\n"), CMDS(UNK)},
-    /* KNOWN BUG: memcached closes when it holds more than 2048 bytes
-     * without a newline; here 2049 come before the "\n". Fed byte by byte
-     * the parser says PROTO_TOO_LONG, fed whole it returns the command: the
-     * verdict depends on how the bytes were chunked. */
-    {"2048 bytes and \\r\\n", IN(X2048 "\r\n"), .ncmd = 0,
+    /* memcached closes when it holds more than 2048 bytes without a
+     * newline; a "\r" that is half of the terminator does not count, so
+     * 2048 bytes and "\r\n" arriving together are a command there, and the
+     * parser says so for any chunking. 2049 bytes are too long. */
+    {"2048 bytes and \\r\\n", IN(X2048 "\r\n"), CMDS(UNK)},
+    {"2049 bytes and \\r\\n", IN(X2048 "x\r\n"), .ncmd = 0,
      .stop = PROTO_TOO_LONG},
-    /* KNOWN BUG: the "get " test looks only at the bytes buffered before
-     * this read: "g" then 3002 bytes without "\n" gives PROTO_TOO_LONG
-     * (memcached checks everything it holds and keeps reading). */
+    /* The "get " test looks at the line's first bytes however they were
+     * split into reads. */
     {"long get line without newline", IN("get " KEYS_AB1000), .ncmd = 0},
     {"long get line", IN("get " KEYS_AB1000 "\r\n"),
      CMDS(CL(GET, VALUES, false, 0, 1000, KEYS_AB1000))},
-    /* KNOWN BUG: same, for splits inside the leading spaces. */
     {"long gets line after 100 spaces", IN(SP100 "gets " KEYS_AB1000),
      .ncmd = 0},
     {"long get line after 101 spaces", IN(SP100 " get " KEYS_AB1000), .ncmd = 0,

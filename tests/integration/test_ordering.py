@@ -1,0 +1,352 @@
+# Proxy-made replies (--debug-inject inj:) must land exactly where
+# memcached's reply to the injected command would have been. The expected
+# stream comes from a direct memcached run of the same pipeline in which each
+# injected command is replaced by a marker get (pre-stored __mark_N), whose
+# unique reply is then swapped for SERVER_ERROR mcfault injected (or dropped
+# for classic noreply commands, which the direct run leaves out).
+
+import itertools
+import random
+import time
+import unittest
+
+import harness
+import mcgen
+from mcgen import InjUnit, marker_reply, marker_request
+
+INJ = harness.INJECT_REPLY
+NMARKS = 3000
+
+# Counters that only the forwarded commands move; both memcacheds must end
+# with the same values (the direct one also served the marker gets, which
+# only add get hits).
+# (Not curr_items, bytes or get_expired: memcached's LRU crawler reclaims
+# expired items in the background, on its own schedule.)
+SAME_STATS = ('cmd_set', 'cmd_touch', 'delete_hits', 'delete_misses',
+              'incr_hits', 'incr_misses', 'decr_hits', 'decr_misses',
+              'cas_hits', 'cas_misses', 'cas_badval', 'touch_hits',
+              'touch_misses', 'total_items')
+
+
+def inj(cmd, noreply=False, _n=itertools.count(NMARKS // 2)):
+    """An injected command for hand-built pipelines."""
+    key = cmd.split(b' ')[1] if b' ' in cmd else b''
+    if noreply:
+        return InjUnit(cmd, b'', None, key)
+    n = next(_n)
+    if n >= NMARKS:
+        raise RuntimeError('out of marker numbers')
+    return InjUnit(cmd, marker_request(n), n, key)
+
+
+def realize(items, ref):
+    """Runs the direct form of each item on the reference memcached.
+    Returns (proxy parts, direct parts, direct replies, marker numbers)."""
+    proxy, direct, outs, marks = [], [], [], []
+    for it in items:
+        if isinstance(it, InjUnit):
+            proxy.append(it.proxy)
+            direct.append(it.direct)
+            if it.marker is not None:
+                rep = ref.run(it.direct)
+                if rep != marker_reply(it.marker):
+                    raise AssertionError('marker %d answered %r (test bug)'
+                                         % (it.marker, rep))
+                marks.append(it.marker)
+                outs.append(rep)
+            else:
+                outs.append(b'')
+        else:
+            proxy.append(it)
+            direct.append(it)
+            outs.append(ref.run(it))
+    return proxy, direct, outs, marks
+
+
+def random_items(seed, nunits, ref, inj_prob=0.12, small=False):
+    """A random pipeline with injected commands, biased to follow runs of
+    quiet commands and to open the pipeline. Runs on ref as it goes (for CAS
+    ids) and returns what realize() returns."""
+    gen = mcgen.InjectGen(seed, small=small)
+    rng = random.Random(seed ^ 0x5eed)
+    proxy, direct, outs, marks = [], [], [], []
+    mark = 0
+    prev_quiet = False
+    for i in range(nunits):
+        p = inj_prob
+        if i == 0:
+            p = 0.7
+        elif prev_quiet:
+            p = 0.6
+        if rng.random() < p:
+            u = gen.inj_unit(mark)
+            if u.marker is not None:
+                mark += 1
+            r = realize([u], ref)
+            prev_quiet = False
+        else:
+            u = gen.unit()
+            r = realize([u.data], ref)
+            gen.observe(u, r[2][0])
+            prev_quiet = u.kind == 'quiet' or b'noreply' in u.data
+        for acc, part in zip((proxy, direct, outs, marks), r):
+            acc.extend(part)
+    if mark >= NMARKS // 2:
+        raise AssertionError('too many markers for NMARKS (test bug)')
+    return proxy, direct, outs, marks
+
+
+def substitute_markers(direct_reply, marks):
+    """direct_reply with each marker's reply (in order) replaced by INJ."""
+    out = []
+    pos = 0
+    for m in marks:
+        mr = marker_reply(m)
+        i = direct_reply.find(mr, pos)
+        if i < 0:
+            raise AssertionError('marker %d reply missing from the direct '
+                                 'run (test bug)' % m)
+        out.append(direct_reply[pos:i])
+        out.append(INJ)
+        pos = i + len(mr)
+    out.append(direct_reply[pos:])
+    return b''.join(out)
+
+
+class OrderingTest(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.upstream_port = harness.free_port()
+        cls.mcfault = harness.start_mcfault_for_class(
+            cls, cls.upstream_port, ['--debug-inject', 'inj:'])
+
+    def servers(self):
+        """Fresh reference, direct and upstream memcacheds, markers stored
+        in each. Returns (ref, direct, upstream)."""
+        ref = harness.start_memcached_for_test(self)
+        direct = harness.start_memcached_for_test(self)
+        up = harness.start_memcached_for_test(self, port=self.upstream_port)
+        setup = mcgen.marker_setup(NMARKS)
+        for m in (ref, direct, up):
+            harness.request(m.port, setup, b'MN\r\n')
+        return ref, direct, up
+
+    def check(self, build, seed, max_piece=65536, what=''):
+        """build(ref) -> realize()-style tuple. Runs direct and through
+        mcfault and compares."""
+        t0 = time.monotonic()
+        ref_m, direct_m, up_m = self.servers()
+        ref = mcgen.Reference(ref_m.port)
+        self.addCleanup(ref.close)
+        proxy, direct, outs, marks = build(ref)
+        dstream = b''.join(direct) + mcgen.SENTINEL
+        pstream = b''.join(proxy) + mcgen.SENTINEL
+        ref_reply = b''.join(outs) + mcgen.SENTINEL_REPLY
+
+        s = harness.connect(direct_m.port)
+        self.addCleanup(s.close)
+        d = harness.exchange(s, dstream, mcgen.SENTINEL_REPLY,
+                             rng=random.Random(seed), max_piece=max_piece)
+        if d.data != ref_reply:
+            self.fail('ORACLE SELF-CHECK FAILED (test bug): %s'
+                      % harness.describe_diff(ref_reply, d.data))
+        expected = substitute_markers(d.data, marks)
+
+        s2 = harness.connect(self.mcfault.port)
+        self.addCleanup(s2.close)
+        p = harness.exchange(s2, pstream, mcgen.SENTINEL_REPLY,
+                             rng=random.Random(seed + 1), max_piece=max_piece,
+                             timeout=60)
+        if p.data != expected:
+            off = harness.first_diff(expected, p.data)
+            # Which item's expected reply holds the offset.
+            exp_parts = []
+            mi = 0
+            for part, o in zip(proxy, outs):
+                if mi < len(marks) and o == marker_reply(marks[mi]):
+                    exp_parts.append(INJ)
+                    mi += 1
+                else:
+                    exp_parts.append(o)
+            acc, idx = 0, len(proxy)
+            for i, e in enumerate(exp_parts):
+                if acc + len(e) > off:
+                    idx = i
+                    break
+                acc += len(e)
+            ctx = [x[:160] for x in proxy[max(0, idx - 4):idx + 1]]
+            self.fail('%s seed %d: mcfault reply differs (%r)\n%s\nat item '
+                      '%d; that item and the 4 before it (requests, first '
+                      '160 bytes each): %r\nstderr tail:\n%s'
+                      % (what, seed, p, harness.describe_diff(expected, p.data),
+                         idx, ctx, self.mcfault.stderr_tail(1500)))
+        self.assertFalse(p.eof, 'mcfault closed the connection')
+
+        # Nothing injected reached memcached.
+        ds, us = direct_m.stats(), up_m.stats()
+        for name in SAME_STATS:
+            self.assertEqual(
+                ds[name], us[name],
+                'stat %s: direct %s, behind mcfault %s: memcached behind '
+                'mcfault saw different commands' % (name, ds[name], us[name]))
+        self.assertEqual(int(ds['get_hits']), int(us['get_hits']) + len(marks),
+                         'get_hits: direct %s = behind mcfault %s + %d marker '
+                         'gets expected' % (ds['get_hits'], us['get_hits'],
+                                            len(marks)))
+        keys = sorted({b'inj:%d' % i for i in range(31)}
+                      | {b'inj:' + b'z' * 246})
+        probe = b''.join(b'mg %s v\r\n' % k for k in keys) + \
+            b'get victim\r\nmn\r\n'
+        got = harness.request(up_m.port, probe, b'MN\r\n')
+        self.assertEqual(got, b'EN\r\n' * len(keys) + b'END\r\nMN\r\n',
+                         'keys used only by injected commands exist in '
+                         'memcached behind mcfault')
+        harness.log('%s seed %d: %d items, %d injected with reply, %.1fs'
+                    % (what, seed, len(proxy), len(marks),
+                       time.monotonic() - t0))
+
+    # ---- random pipelines
+
+    def test_random_pipeline_1(self):
+        self.check(lambda ref: random_items(11, 700, ref), 11, what='random')
+
+    def test_random_pipeline_2(self):
+        self.check(lambda ref: random_items(12, 700, ref), 12, what='random')
+
+    def test_random_pipeline_dense(self):
+        self.check(lambda ref: random_items(13, 500, ref, inj_prob=0.4), 13,
+                   what='dense')
+
+    def test_random_pipeline_tiny_pieces(self):
+        self.check(lambda ref: random_items(14, 300, ref, small=True), 14,
+                   max_piece=7,
+                   what='tiny pieces')
+
+    # ---- hand-built pipelines
+
+    def test_after_runs_of_quiet_commands(self):
+        items = []
+        # A long run of noreply sets, then an injected get.
+        items += [b'set q%d 0 0 3 noreply\r\nabc\r\n' % i for i in range(60)]
+        items.append(inj(b'get inj:1\r\n'))
+        # Quiet mg misses, then an injected quiet mg.
+        items += [b'mg miss%d q v\r\n' % i for i in range(60)]
+        items.append(inj(b'mg inj:2 q v\r\n'))
+        # Quiet commands that do answer: hits, md misses, errors.
+        items += [b'mg q%d q v k\r\n' % i for i in range(5)]
+        items += [b'md nothere q\r\n', b'ms q1 S3 q\r\nabc\r\n',
+                  b'incr q1 1 noreply\r\n',
+                  b'set q2 0 0 2 noreply\r\nabc\r\n',
+                  b'ms q3 2 q\r\nabc\r\n', b'mg q4 q\r\n']
+        items.append(inj(b'set inj:3 0 0 3 noreply\r\nabc\r\n', True))
+        items.append(inj(b'md inj:4 q\r\n'))
+        items.append(b'mn\r\n')
+        # Alternation and back-to-back injections.
+        for i in range(30):
+            items.append(b'ms q%d 1 q\r\nx\r\n' % i)
+            items.append(inj(b'ms inj:5 1 q\r\ny\r\n'))
+            items.append(b'mg miss%d q\r\n' % i)
+            items.append(inj(b'delete inj:6 noreply\r\n', True))
+            items.append(b'delete q%d noreply\r\n' % i)
+        items += [inj(b'incr inj:7 1\r\n'), inj(b'touch inj:8 0 noreply\r\n',
+                                                True),
+                  inj(b'gets inj:9 q1 q2\r\n'), inj(b'me inj:10\r\n'),
+                  inj(b'ma inj:11 q v\r\n'),
+                  inj(b'prepend inj:12 0 0 1 noreply\r\nz\r\n', True),
+                  inj(b'mg inj:13 v k O123 q\r\n')]
+        items += [b'get q%d\r\n' % i for i in range(40)]
+        self.check(lambda ref: realize(items, ref), 3, what='quiet runs')
+
+    def test_first_key_decides(self):
+        items = [b'set foo 0 0 3\r\nbar\r\n',
+                 b'get foo inj:a\r\n',          # first key foo: forwarded
+                 b'gets foo inj:a\r\n',
+                 b'gat 0 foo inj:a\r\n',
+                 b'get xinj:a\r\n', b'get inj\r\n', b'get INJ:a\r\n',
+                 b'mg foo v\r\n',
+                 inj(b'get inj:a foo\r\n'),     # first key inj:a: injected
+                 inj(b'gat 0 inj:a foo\r\n'),
+                 inj(b'gats 3600 inj:a\r\n'),
+                 inj(b'get inj:\r\n'),
+                 inj(b'get  inj:b  foo\r\n'),
+                 b'get foo\r\n']
+        self.check(lambda ref: realize(items, ref), 5, what='first key')
+
+    # ---- exact protocol text
+
+    def talk(self, data, tail, rng_seed=1, max_piece=65536, timeout=15):
+        s = harness.connect(self.mcfault.port)
+        self.addCleanup(s.close)
+        return s, harness.exchange(s, data, tail,
+                                   rng=random.Random(rng_seed),
+                                   max_piece=max_piece, timeout=timeout,
+                                   drain=0.05)
+
+    def test_injected_first_and_last_command(self):
+        up = harness.start_memcached_for_test(self, port=self.upstream_port)
+        cases = [
+            (b'get inj:a\r\n', INJ),
+            (b'get inj:a\r\nmn\r\n', INJ + b'MN\r\n'),
+            (b'mg inj:a q v\r\nmn\r\n', INJ + b'MN\r\n'),
+            (b'set inj:a 0 0 5 noreply\r\nhello\r\nmn\r\n', b'MN\r\n'),
+            (b'set a 0 0 1\r\n1\r\nmg nokey q v\r\nget inj:z\r\n',
+             b'STORED\r\n' + INJ),
+            (b'set b 0 0 1 noreply\r\n1\r\nmd nokey q\r\nms inj:z 1 q\r\n'
+             b'1\r\n', b'NF\r\n' + INJ),
+        ]
+        for data, want in cases:
+            s, rep = self.talk(data, want)
+            self.assertEqual(rep.data, want, 'request %r' % data)
+            s.close()
+        # An injected noreply command last: nothing comes back, and the
+        # connection still works.
+        s = harness.connect(self.mcfault.port)
+        self.addCleanup(s.close)
+        s.sendall(b'set b 0 0 1 noreply\r\n2\r\nset inj:z 0 0 1 noreply\r\n'
+                  b'x\r\n')
+        rep = harness.recv_for(s, 0.5)
+        self.assertEqual(rep.data, b'', 'noreply commands got a reply')
+        self.assertFalse(rep.eof)
+        s.sendall(b'get b\r\n')
+        rep = harness.recv_until(s, b'END\r\n', timeout=5)
+        self.assertEqual(rep.data, b'VALUE b 0 1\r\n2\r\nEND\r\n')
+        got = harness.request(up.port, b'mg inj:a v\r\nmg inj:z v\r\n'
+                              b'mn\r\n', b'MN\r\n')
+        self.assertEqual(got, b'EN\r\nEN\r\nMN\r\n')
+
+    def test_injected_data_block_is_swallowed(self):
+        up = harness.start_memcached_for_test(self, port=self.upstream_port)
+        big = mcgen.EVIL * (400 * 1024 // len(mcgen.EVIL))
+        huge = (mcgen.EVIL * (2 * 1024 * 1024 // len(mcgen.EVIL) + 1))
+        blocks = [big, huge, b'', b'\r\n', b'END\r\n', mcgen.EVIL,
+                  b'x' * 2100 + b'\r\n' + b'get victim\r\n']
+        for i, block in enumerate(blocks):
+            for fmt, want in (
+                    (b'set inj:big 0 0 %d\r\n', INJ),
+                    (b'set inj:big 0 0 %d noreply\r\n', b''),
+                    (b'append inj:big 0 0 %d\r\n', INJ),
+                    (b'cas inj:big 0 0 %d 77 noreply\r\n', b''),
+                    (b'ms inj:big %d q T0\r\n', INJ),
+                    (b'ms inj:big %d\r\n', INJ)):
+                data = (fmt % len(block)) + block + b'\r\nget victim\r\n' \
+                    b'mg victim v\r\nmn\r\n'
+                expect = want + b'END\r\nEN\r\nMN\r\n'
+                for max_piece in (65536, 5):
+                    if max_piece == 5 and len(block) > 100000:
+                        continue
+                    s, rep = self.talk(data, expect, rng_seed=i,
+                                       max_piece=max_piece)
+                    self.assertEqual(
+                        rep.data, expect,
+                        'request %r ... (%d bytes, pieces <= %d): %r'
+                        % (data[:80], len(data), max_piece, rep))
+                    s.close()
+        got = harness.request(up.port, b'get victim inj:big\r\nmn\r\n',
+                              b'MN\r\n')
+        self.assertEqual(got, b'END\r\nMN\r\n',
+                         'injected data block reached memcached')
+
+
+if __name__ == '__main__':
+    unittest.main()
