@@ -141,18 +141,19 @@ static void check_cmd(const struct proto_parser *p, const char *in,
     }
 }
 
-/* A PROTO_TOO_LONG must come from more than PROTO_LINE_MAX bytes without a
- * newline that memcached would not keep reading either. */
+/* A PROTO_TOO_LONG must come from a line with more than PROTO_LINE_MAX
+ * bytes before its "\n" (among those read so far), unless memcached would
+ * keep reading it: a get line up to PROTO_GETLINE_MAX. */
 static void check_too_long(const char *in, size_t line_start, size_t end)
 {
-    size_t held = end - line_start;
-    if (held <= PROTO_LINE_MAX || memchr(in + line_start, '\n', held) != NULL) {
-        die("PROTO_TOO_LONG with %zu bytes held from %zu", held, line_start);
+    const char *nl = memchr(in + line_start, '\n', end - line_start);
+    size_t n = (nl ? (size_t)(nl - in) : end) - line_start;
+    if (n <= PROTO_LINE_MAX) {
+        die("PROTO_TOO_LONG for a line of %zu bytes at %zu", n, line_start);
     }
-    if (!skip_known() && long_get_allowed(in + line_start, held) &&
-        held <= PROTO_GETLINE_MAX) {
-        die("PROTO_TOO_LONG for a get line of %zu bytes at %zu", held,
-            line_start);
+    if (!skip_known() && long_get_allowed(in + line_start, n) &&
+        n <= PROTO_GETLINE_MAX) {
+        die("PROTO_TOO_LONG for a get line of %zu bytes at %zu", n, line_start);
     }
 }
 
