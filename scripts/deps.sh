@@ -3,7 +3,7 @@
 # skipping the apt run when everything is already there.
 set -euo pipefail
 
-PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev
+PKGS=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
       libevent-dev libyaml-dev libcmocka-dev memcached libmemcached-tools
       python3 python3-pymemcache nutcracker strace valgrind)
 

@@ -73,11 +73,11 @@ struct conn {
     bool uread_on;
     bool uwrite_on;
     bool uconnected;
-    bool client_eof;    /* no more requests will come */
-    bool client_dead;   /* nothing can be written to the client */
-    bool upstream_eof;  /* no more replies will come */
-    bool stop_parsing;  /* quit or an over-long line: ignore the rest */
-    bool ushut;         /* upstream write side shut after client EOF */
+    bool client_eof;   /* no more requests will come */
+    bool client_dead;  /* nothing can be written to the client */
+    bool upstream_eof; /* no more replies will come */
+    bool stop_parsing; /* quit or an over-long line: ignore the rest */
+    bool ushut;        /* upstream write side shut after client EOF */
     enum conn_mode mode;
     struct evbuffer *cin;   /* from client, not yet forwarded */
     struct evbuffer *uout;  /* to upstream */
@@ -86,15 +86,15 @@ struct conn {
     struct evbuffer *local; /* proxy-made replies waiting for their turn */
     struct proto_parser parser;
     struct reply_framer framer;
-    size_t req_fwd;     /* bytes at the head of cin to forward */
-    size_t req_held;    /* then bytes of a partial line the parser holds */
-    bool data_local;    /* the current data block is dropped, not sent */
-    uint32_t deferred;  /* local reply bytes waiting for the data block */
+    size_t req_fwd;    /* bytes at the head of cin to forward */
+    size_t req_held;   /* then bytes of a partial line the parser holds */
+    bool data_local;   /* the current data block is dropped, not sent */
+    uint32_t deferred; /* local reply bytes waiting for the data block */
     bool has_deferred;
-    size_t resp_fwd;    /* bytes at the head of uin owed to the client */
-    bool group_open;    /* the FIFO tail is a GROUP without a barrier */
+    size_t resp_fwd; /* bytes at the head of uin owed to the client */
+    bool group_open; /* the FIFO tail is a GROUP without a barrier */
     struct entry *fifo;
-    uint32_t fifo_cap;  /* a power of two */
+    uint32_t fifo_cap; /* a power of two */
     uint32_t fifo_head;
     uint32_t fifo_len;
 };
@@ -296,8 +296,8 @@ static void process_upstream(struct conn *c)
             break;
         }
         size_t used;
-        enum reply_event ev = reply_feed(&c->framer, v.iov_base, v.iov_len,
-                                         &used);
+        enum reply_event ev =
+            reply_feed(&c->framer, v.iov_base, v.iov_len, &used);
         c->resp_fwd += used;
         if (ev == REPLY_AGAIN) {
             continue;
@@ -483,8 +483,8 @@ static int process_client(struct conn *c)
             break;
         }
         size_t used;
-        enum proto_status st = proto_parse(&c->parser, v.iov_base,
-                                           v.iov_len, &used, &cmd);
+        enum proto_status st =
+            proto_parse(&c->parser, v.iov_base, v.iov_len, &used, &cmd);
         int rc = 0;
         switch (st) {
         case PROTO_AGAIN:
@@ -500,8 +500,7 @@ static int process_client(struct conn *c)
             rc = handle_data(c, used);
             break;
         case PROTO_BINARY:
-            log_msg(LOG_INFO, "conn %d: binary protocol, tunnelling",
-                    c->cfd);
+            log_msg(LOG_INFO, "conn %d: binary protocol, tunnelling", c->cfd);
             enter_tunnel(c);
             reply_init(&c->framer);
             break;
@@ -776,8 +775,8 @@ int conn_create(struct proxy *px, int fd, const struct sockaddr *peer)
         goto fail;
     }
     if (px->upstream_len == 0 &&
-        addr_resolve(&px->upstream_spec, 0, &px->upstream,
-                     &px->upstream_len) != 0) {
+        addr_resolve(&px->upstream_spec, 0, &px->upstream, &px->upstream_len) !=
+            0) {
         /* Blocking, but only until the name resolves once (compose
          * starts services in any order). */
         px->upstream_len = 0;
@@ -788,12 +787,11 @@ int conn_create(struct proxy *px, int fd, const struct sockaddr *peer)
                 px->upstream_len == 0 ? "not resolved" : strerror(errno));
         goto fail;
     }
-    c->cread = event_new(px->base, fd, EV_READ | EV_PERSIST, on_client_read,
-                         c);
-    c->cwrite = event_new(px->base, fd, EV_WRITE | EV_PERSIST,
-                          on_client_write, c);
-    c->uread = event_new(px->base, c->ufd, EV_READ | EV_PERSIST,
-                         on_upstream_read, c);
+    c->cread = event_new(px->base, fd, EV_READ | EV_PERSIST, on_client_read, c);
+    c->cwrite =
+        event_new(px->base, fd, EV_WRITE | EV_PERSIST, on_client_write, c);
+    c->uread =
+        event_new(px->base, c->ufd, EV_READ | EV_PERSIST, on_upstream_read, c);
     c->uwrite = event_new(px->base, c->ufd, EV_WRITE | EV_PERSIST,
                           on_upstream_write, c);
     if (c->cread == NULL || c->cwrite == NULL || c->uread == NULL ||

@@ -39,8 +39,7 @@ static void on_accept_error(struct evconnlistener *evl, void *arg)
     log_msg(LOG_ERROR, "accept: %s", strerror(errno));
 }
 
-struct listener *listener_create(struct proxy *px,
-                                 const struct addr_spec *spec)
+struct listener *listener_create(struct proxy *px, const struct addr_spec *spec)
 {
     struct sockaddr_storage ss;
     socklen_t len;

@@ -37,26 +37,25 @@ static const struct option long_options[] = {
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: mcfault [-l ADDR:PORT] [-u HOST:PORT] [-c FILE] "
-            "[-v|-vv]\n"
-            "\n"
-            "A memcached text-protocol proxy that injects faults.\n"
-            "\n"
-            "  -l, --listen ADDR:PORT    where clients connect "
-            "(default " DEFAULT_LISTEN ");\n"
-            "                            IPv6 as [::1]:11212\n"
-            "  -u, --upstream HOST:PORT  the real memcached "
-            "(default " DEFAULT_UPSTREAM ";\n"
-            "                            port " MEMCACHED_PORT
-            " when omitted)\n"
-            "  -c, --config FILE         fault rules (YAML; not in this "
-            "version yet)\n"
-            "  -v, --verbose             log connections and errors; -vv "
-            "also every\n"
-            "                            command and reply line\n"
-            "      --version             print the version and exit\n"
-            "      --help                print this help and exit\n");
+    fprintf(out, "usage: mcfault [-l ADDR:PORT] [-u HOST:PORT] [-c FILE] "
+                 "[-v|-vv]\n"
+                 "\n"
+                 "A memcached text-protocol proxy that injects faults.\n"
+                 "\n"
+                 "  -l, --listen ADDR:PORT    where clients connect "
+                 "(default " DEFAULT_LISTEN ");\n"
+                 "                            IPv6 as [::1]:11212\n"
+                 "  -u, --upstream HOST:PORT  the real memcached "
+                 "(default " DEFAULT_UPSTREAM ";\n"
+                 "                            port " MEMCACHED_PORT
+                 " when omitted)\n"
+                 "  -c, --config FILE         fault rules (YAML; not in this "
+                 "version yet)\n"
+                 "  -v, --verbose             log connections and errors; -vv "
+                 "also every\n"
+                 "                            command and reply line\n"
+                 "      --version             print the version and exit\n"
+                 "      --help                print this help and exit\n");
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -119,8 +118,7 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     if (addr_parse(upstream_arg, MEMCACHED_PORT, &px.upstream_spec) != 0) {
-        fprintf(stderr, "mcfault: bad --upstream address '%s'\n",
-                upstream_arg);
+        fprintf(stderr, "mcfault: bad --upstream address '%s'\n", upstream_arg);
         return EXIT_USAGE;
     }
     if (inject != NULL && *inject != '\0') {
@@ -128,14 +126,12 @@ int main(int argc, char **argv)
         px.inject_len = strlen(inject);
     }
 
-    int rc = addr_resolve(&px.upstream_spec, 0, &px.upstream,
-                          &px.upstream_len);
+    int rc = addr_resolve(&px.upstream_spec, 0, &px.upstream, &px.upstream_len);
     if (rc != 0) {
         /* In compose the upstream's name may appear later; connections are
          * refused (closed) until it does. */
         log_msg(LOG_ERROR, "upstream %s:%s: %s (will retry per connection)",
-                px.upstream_spec.host, px.upstream_spec.port,
-                gai_strerror(rc));
+                px.upstream_spec.host, px.upstream_spec.port, gai_strerror(rc));
         px.upstream_len = 0;
     }
 
@@ -150,14 +146,12 @@ int main(int argc, char **argv)
         event_base_free(px.base);
         return EXIT_FAILURE;
     }
-    struct event *sigterm = evsignal_new(px.base, SIGTERM, on_signal,
-                                         px.base);
+    struct event *sigterm = evsignal_new(px.base, SIGTERM, on_signal, px.base);
     struct event *sigint = evsignal_new(px.base, SIGINT, on_signal, px.base);
     evsignal_add(sigterm, NULL);
     evsignal_add(sigint, NULL);
-    log_msg(LOG_INFO, "listening on %s:%s, upstream %s:%s",
-            listen_spec.host, listen_spec.port, px.upstream_spec.host,
-            px.upstream_spec.port);
+    log_msg(LOG_INFO, "listening on %s:%s, upstream %s:%s", listen_spec.host,
+            listen_spec.port, px.upstream_spec.host, px.upstream_spec.port);
 
     event_base_dispatch(px.base);
 

@@ -85,8 +85,7 @@ static bool is_space(char c)
  * memcached when no digit is read, on overflow of 64 bits (ERANGE), or when
  * a non-space follows the digits.
  */
-static bool parse_decimal(const char *s, size_t len, uint64_t *mag,
-                          bool *neg)
+static bool parse_decimal(const char *s, size_t len, uint64_t *mag, bool *neg)
 {
     size_t i = 0;
     uint64_t v = 0;
@@ -319,8 +318,8 @@ static void classify_meta(struct proto_cmd *cmd)
         nt > PROTO_META_MAX_TOKENS) {
         return;
     }
-    if (!proto_strtol32(tok_ptr(cmd, 2), cmd->tok[2].len, &vlen) ||
-        vlen < 0 || vlen > INT32_MAX - 2) {
+    if (!proto_strtol32(tok_ptr(cmd, 2), cmd->tok[2].len, &vlen) || vlen < 0 ||
+        vlen > INT32_MAX - 2) {
         return;
     }
     cmd->data_len = (uint64_t)vlen + 2;
@@ -336,8 +335,7 @@ static void classify_retrieval(struct proto_cmd *cmd, enum proto_op op)
 
 /* set_noreply_maybe runs only once memcached's token count check passed:
  * 'nt' (tokens plus the terminal one) must be within [min, max]. */
-static bool noreply_if(const struct proto_cmd *cmd, uint32_t min,
-                       uint32_t max)
+static bool noreply_if(const struct proto_cmd *cmd, uint32_t min, uint32_t max)
 {
     uint32_t nt = cmd->ntokens + 1;
     return nt >= min && nt <= max && last_is_noreply(cmd);
@@ -467,13 +465,12 @@ static void classify(struct proto_cmd *cmd)
     } else if (tok_is(cmd, 0, "touch")) {
         classify_keyed(cmd, PROTO_OP_TOUCH);
     } else {
-        for (size_t i = 0; i < sizeof(plain_ops) / sizeof(plain_ops[0]);
-             i++) {
+        for (size_t i = 0; i < sizeof(plain_ops) / sizeof(plain_ops[0]); i++) {
             if (tok_is(cmd, 0, plain_ops[i].name)) {
                 cmd->op = plain_ops[i].op;
                 cmd->reply = plain_ops[i].reply;
-                cmd->noreply = noreply_if(cmd, plain_ops[i].nr_min,
-                                          plain_ops[i].nr_max);
+                cmd->noreply =
+                    noreply_if(cmd, plain_ops[i].nr_min, plain_ops[i].nr_max);
                 break;
             }
         }

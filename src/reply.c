@@ -52,8 +52,7 @@ static bool equals(const char *s, size_t n, const char *p)
 }
 
 /* The decimal in the token at index 'want' (tokens split on spaces). */
-static bool token_number(const char *s, size_t n, unsigned want,
-                         uint64_t *out)
+static bool token_number(const char *s, size_t n, unsigned want, uint64_t *out)
 {
     size_t i = 0;
     for (unsigned t = 0;; t++) {
@@ -134,8 +133,8 @@ static enum reply_event unit_done(struct reply_framer *r)
     return ev;
 }
 
-enum reply_event reply_feed(struct reply_framer *r, const char *buf,
-                            size_t len, size_t *consumed)
+enum reply_event reply_feed(struct reply_framer *r, const char *buf, size_t len,
+                            size_t *consumed)
 {
     size_t used = 0;
 

@@ -8,6 +8,12 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh
 FUZZ_SECONDS=${1:-15}
 
+# The product code follows .clang-format exactly.
+if ! clang-format --dry-run --Werror src/*.c include/mcfault/*.h; then
+    echo "clang-format: run 'clang-format -i src/*.c include/mcfault/*.h'" >&2
+    exit 1
+fi
+
 cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Debug -DMCFAULT_SANITIZE=ON \
     -DMCFAULT_WERROR=ON -DPython3_EXECUTABLE=/usr/bin/python3
 cmake --build build-test -j"$(nproc)"

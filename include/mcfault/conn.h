@@ -21,10 +21,10 @@ struct proxy {
     struct event_base *base;
     struct addr_spec upstream_spec;
     struct sockaddr_storage upstream;
-    socklen_t upstream_len; /* 0 until resolved */
+    socklen_t upstream_len;    /* 0 until resolved */
     const char *inject_prefix; /* testing aid: answer these keys locally */
     size_t inject_len;
-    struct conn *conns;        /* open connections, for shutdown */
+    struct conn *conns; /* open connections, for shutdown */
     uint64_t conns_total;
     uint64_t conns_now;
 };

@@ -82,35 +82,35 @@ struct proto_tok {
 /* One parsed command line. Pointers stay valid until the next proto_parse
  * call on the same parser. */
 struct proto_cmd {
-    const char *line;       /* command line without its \r\n */
+    const char *line; /* command line without its \r\n */
     size_t line_len;
     enum proto_op op;
     enum proto_reply reply;
     struct proto_tok name;
-    uint32_t ntokens;       /* tokens found, at most PROTO_MAX_TOKENS - 1 */
+    uint32_t ntokens; /* tokens found, at most PROTO_MAX_TOKENS - 1 */
     struct proto_tok tok[PROTO_MAX_TOKENS - 1];
-    uint32_t key_index;     /* index in tok of the first key */
-    uint32_t nkeys;         /* number of keys (multi-key retrievals) */
-    uint64_t data_len;      /* bytes after the line (data block + \r\n) */
-    bool noreply;           /* reply may be suppressed: noreply or meta q */
-    bool key_base64;        /* meta b flag */
+    uint32_t key_index;      /* index in tok of the first key */
+    uint32_t nkeys;          /* number of keys (multi-key retrievals) */
+    uint64_t data_len;       /* bytes after the line (data block + \r\n) */
+    bool noreply;            /* reply may be suppressed: noreply or meta q */
+    bool key_base64;         /* meta b flag */
     struct proto_tok opaque; /* meta O token including the 'O'; len 0 none */
-    bool meta_k;            /* meta k flag: echo the key */
+    bool meta_k;             /* meta k flag: echo the key */
 };
 
 enum proto_status {
-    PROTO_AGAIN = 0,   /* all input consumed, need more */
-    PROTO_CMD,         /* a command line is complete: see cmd */
-    PROTO_DATA,        /* bytes of the current data block were consumed */
-    PROTO_BINARY,      /* first byte 0x80: binary protocol, tunnel it */
-    PROTO_TOO_LONG     /* line over the limit: memcached closes */
+    PROTO_AGAIN = 0, /* all input consumed, need more */
+    PROTO_CMD,       /* a command line is complete: see cmd */
+    PROTO_DATA,      /* bytes of the current data block were consumed */
+    PROTO_BINARY,    /* first byte 0x80: binary protocol, tunnel it */
+    PROTO_TOO_LONG   /* line over the limit: memcached closes */
 };
 
 struct proto_parser {
     int state;
-    uint64_t data_left;     /* bytes of data block still to come */
-    bool started;           /* saw the first byte of the connection */
-    char *buf;              /* partial line across calls */
+    uint64_t data_left; /* bytes of data block still to come */
+    bool started;       /* saw the first byte of the connection */
+    char *buf;          /* partial line across calls */
     size_t buf_len;
     size_t buf_cap;
 };

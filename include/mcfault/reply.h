@@ -31,12 +31,12 @@ enum reply_kind {
 /* The class of a reply line, from its first bytes. */
 enum reply_line {
     REPLY_LINE_OTHER = 0,
-    REPLY_LINE_VALUE,  /* VALUE <key> <flags> <bytes> [<cas>] */
-    REPLY_LINE_VA,     /* VA <bytes> <flags>* */
-    REPLY_LINE_END,    /* END */
-    REPLY_LINE_MN,     /* MN */
-    REPLY_LINE_OK,     /* OK */
-    REPLY_LINE_LISTED  /* STAT, ITEM, PREFIX, key= */
+    REPLY_LINE_VALUE, /* VALUE <key> <flags> <bytes> [<cas>] */
+    REPLY_LINE_VA,    /* VA <bytes> <flags>* */
+    REPLY_LINE_END,   /* END */
+    REPLY_LINE_MN,    /* MN */
+    REPLY_LINE_OK,    /* OK */
+    REPLY_LINE_LISTED /* STAT, ITEM, PREFIX, key= */
 };
 
 enum reply_event {
@@ -50,12 +50,12 @@ struct reply_framer {
     int state;
     enum reply_kind kind;
     uint64_t data_left;
-    enum reply_line line;       /* class of the last line seen */
-    char head[REPLY_HEAD_MAX];  /* first bytes of the current line */
+    enum reply_line line;      /* class of the last line seen */
+    char head[REPLY_HEAD_MAX]; /* first bytes of the current line */
     size_t head_len;
-    size_t line_len;            /* full length of the current line */
-    size_t term_len;            /* its terminator: 1 ("\n") or 2 */
-    bool last_cr;               /* the last byte scanned was '\r' */
+    size_t line_len; /* full length of the current line */
+    size_t term_len; /* its terminator: 1 ("\n") or 2 */
+    bool last_cr;    /* the last byte scanned was '\r' */
 };
 
 /* Prepares a framer; the first reply is expected as REPLY_KIND_LINE. */
@@ -74,8 +74,8 @@ bool reply_idle(const struct reply_framer *r);
  * it, REPLY_RAW when a watch was accepted, REPLY_AGAIN when buf ran out.
  * After a line event, r->line and r->head describe the line that ended.
  */
-enum reply_event reply_feed(struct reply_framer *r, const char *buf,
-                            size_t len, size_t *consumed);
+enum reply_event reply_feed(struct reply_framer *r, const char *buf, size_t len,
+                            size_t *consumed);
 
 /* The last line's text for logging: up to REPLY_HEAD_MAX bytes without the
  * line terminator. */
