@@ -46,13 +46,14 @@ class VeryVerboseTest(unittest.TestCase):
         fd = client_fd(self, self.mcfault, s)
         req, rep = r'^<%d get foo$' % fd, r'^>%d END$' % fd
         text = wait_lines(self.mcfault, [req, rep])
-        m1, m2 = re.search(req, text, re.M), re.search(rep, text, re.M)
+        # fds are reused across connections: look for this connection's
+        # command, then for the reply line after it.
+        m1 = re.search(req, text, re.M)
         self.assertTrue(m1, 'no line "<%d get foo" in stderr:\n%s'
                         % (fd, text[-2000:]))
-        self.assertTrue(m2, 'no line ">%d END" in stderr:\n%s'
-                        % (fd, text[-2000:]))
-        self.assertLess(m1.start(), m2.start(),
-                        'reply logged before its command')
+        m2 = re.compile(rep, re.M).search(text, m1.end())
+        self.assertTrue(m2, 'no line ">%d END" after "<%d get foo":\n%s'
+                        % (fd, fd, text[-2000:]))
 
     def test_every_command_and_reply_line(self):
         s = harness.connect(self.mcfault.port)
