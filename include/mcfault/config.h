@@ -1,0 +1,84 @@
+/*
+ * Configuration loader: YAML text -> struct config (proxies and their
+ * rules), with every problem reported as "FILE:LINE:COL: message". Pure:
+ * libyaml and memory only, no sockets, no globals.
+ */
+#ifndef MCFAULT_CONFIG_H
+#define MCFAULT_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mcfault/rules.h"
+
+/* A config file larger than this is refused (a rule file, not a dump). */
+#define CONFIG_FILE_MAX (16 * 1024 * 1024)
+
+/* One proxy: a listener, an upstream, its rules. */
+struct config_proxy {
+    char *name;     /* "default" for the single-proxy form unless given */
+    char *listen;   /* ADDR:PORT as written, NULL when absent */
+    char *upstream; /* HOST[:PORT] as written, NULL when absent */
+    struct rule *rules; /* owned; file order */
+    size_t nrules;
+    uint32_t line; /* where the proxy starts, 0 for the single form */
+};
+
+struct config {
+    struct config_proxy *proxies; /* at least one */
+    size_t nproxies;
+    bool has_seed;
+    uint64_t seed;
+    char *admin; /* admin: ADDR:PORT, NULL when absent (issue 4) */
+};
+
+/* Collected problems, in file order. */
+struct config_errors {
+    char **msgs; /* each "FILE:LINE:COL: message", NUL-terminated */
+    size_t n;
+};
+
+/*
+ * Parses text[0..len) (name is the file name used in messages). On success
+ * returns 0 and fills *cfg (free with config_free). On failure returns -1,
+ * leaves *cfg empty, and appends every problem found to *errs (free with
+ * config_errors_free); a YAML syntax error stops at the first one, schema
+ * errors are all collected.
+ *
+ * Schema (docs/config.md): top level is a mapping with either
+ *   listen, upstream, rules           (one proxy, named "default")
+ * or
+ *   proxies: [{name, listen, upstream, rules}, ...]
+ * plus optional seed (non-negative integer) and admin (ADDR:PORT).
+ * A rule is a mapping: name, command, key, action, message, delay, jitter,
+ * probability, after, limit, forward, enabled. Unknown keys are errors.
+ */
+int config_parse(const char *name, const char *text, size_t len,
+                 struct config *cfg, struct config_errors *errs);
+
+/* Reads path and parses it (the path is the name in messages). An
+ * unreadable file is one error "PATH: strerror". Same contract as
+ * config_parse. */
+int config_load_file(const char *path, struct config *cfg,
+                     struct config_errors *errs);
+
+/* Frees what cfg owns and empties it. */
+void config_free(struct config *cfg);
+
+void config_errors_free(struct config_errors *errs);
+
+/*
+ * Parses a duration with a unit: "500ms", "250us", "1.5s", "0s". Returns
+ * 0 and *us, or -1 with *why set to a static message. Pure helper, exported
+ * for tests.
+ */
+int config_parse_duration(const char *s, size_t len, uint64_t *us,
+                          const char **why);
+
+/* Parses a probability: a number 0..1 or a percentage "25%". Returns 0 or
+ * -1 with *why. */
+int config_parse_probability(const char *s, size_t len, double *p,
+                             const char **why);
+
+#endif
