@@ -14,7 +14,10 @@
 #   THREADS=2 CONCURRENCY=32 VALUE_SIZE=100 KEY_SIZE=64 SET_RATIO=0.1
 #   MCFAULT_BIN=build/mcfault (of this checkout)
 #   EXTRA_MCFAULT_ARGS=""   appended to the arguments of every mcfault case
-#   CASES="mcfault:"  mcfault instances to measure, ';'-separated NAME:ARGS
+#   RULES_N=1000      rules in the generated file @RULES@ (bench/gen-rules.py:
+#                     none matches the traffic)
+#   CASES="mcfault:;mcfault-1000rules:-c @RULES@"
+#                     mcfault instances to measure, ';'-separated NAME:ARGS
 #                     (e.g. 'mcfault:;mcfault-rules:-c conf/bench.yaml')
 #   NUTCRACKER=nutcracker   binary; empty skips the nutcracker target
 #   NC_SERVER_CONNECTIONS=1 nutcracker's connections to memcached (all
@@ -36,7 +39,8 @@ KEY_SIZE=${KEY_SIZE:-64}
 SET_RATIO=${SET_RATIO:-0.1}
 MCFAULT_BIN=${MCFAULT_BIN:-$root/build/mcfault}
 EXTRA_MCFAULT_ARGS=${EXTRA_MCFAULT_ARGS:-}
-CASES=${CASES:-mcfault:}
+RULES_N=${RULES_N:-1000}
+CASES=${CASES:-mcfault:;mcfault-${RULES_N}rules:-c @RULES@}
 NUTCRACKER=${NUTCRACKER-nutcracker}
 NC_SERVER_CONNECTIONS=${NC_SERVER_CONNECTIONS:-1}
 MEMCACHED_ARGS=${MEMCACHED_ARGS:--m 256 -t 2 -c 4096}
@@ -69,6 +73,7 @@ fi
 
 clk_tck=$(getconf CLK_TCK)
 work=$(mktemp -d "${TMPDIR:-/tmp}/mcfault-bench.XXXXXX")
+"$PYTHON" "$here/gen-rules.py" "$RULES_N" >"$work/rules.yaml"
 pids=()
 
 cleanup() {
@@ -129,7 +134,8 @@ for spec in "${case_specs[@]}"; do
         [ "$name" != "$taken" ] || die "case name '$name' is taken"
     done
     case_names+=("$name")
-    case_args+=("${spec#*:} $EXTRA_MCFAULT_ARGS")
+    args=${spec#*:}
+    case_args+=("${args//@RULES@/$work/rules.yaml} $EXTRA_MCFAULT_ARGS")
 done
 
 nports=$((1 + ${#case_names[@]} + 2))

@@ -14,7 +14,10 @@
 #   VALUE_SIZE=100
 #   MCFAULT_BIN=build/mcfault (of this checkout)
 #   EXTRA_MCFAULT_ARGS=""   appended to the arguments of every mcfault case
-#   CASES="mcfault:"  ';'-separated NAME:ARGS, as in bench/bench.sh
+#   RULES_N=1000      rules in the generated file @RULES@ (bench/gen-rules.py:
+#                     none matches the traffic)
+#   CASES="mcfault:;mcfault-1000rules:-c @RULES@"
+#                     ';'-separated NAME:ARGS, as in bench/bench.sh
 #   NUTCRACKER=nutcracker   binary; empty skips nutcracker
 #   SKIP_STRACE=0 SKIP_CALLGRIND=0
 set -euo pipefail
@@ -28,7 +31,8 @@ N2=${N2:-25000}
 VALUE_SIZE=${VALUE_SIZE:-100}
 MCFAULT_BIN=${MCFAULT_BIN:-$root/build/mcfault}
 EXTRA_MCFAULT_ARGS=${EXTRA_MCFAULT_ARGS:-}
-CASES=${CASES:-mcfault:}
+RULES_N=${RULES_N:-1000}
+CASES=${CASES:-mcfault:;mcfault-${RULES_N}rules:-c @RULES@}
 NUTCRACKER=${NUTCRACKER-nutcracker}
 SKIP_STRACE=${SKIP_STRACE:-0}
 SKIP_CALLGRIND=${SKIP_CALLGRIND:-0}
@@ -66,6 +70,7 @@ done
 ((N2 > N1)) || die "N2 must be larger than N1"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/mcfault-cost.XXXXXX")
+"$PYTHON" "$here/gen-rules.py" "$RULES_N" >"$work/rules.yaml"
 pids=()
 
 # Stops the given pids (TERM, then KILL after 2 s) and reaps them.
@@ -143,7 +148,8 @@ for spec in "${case_specs[@]}"; do
         [ "$name" != "$taken" ] || die "case name '$name' is taken"
     done
     targets+=("$name")
-    cmd_of[$name]="${spec#*:} $EXTRA_MCFAULT_ARGS"
+    args=${spec#*:}
+    cmd_of[$name]="${args//@RULES@/$work/rules.yaml} $EXTRA_MCFAULT_ARGS"
 done
 if [ -n "$NUTCRACKER" ]; then
     cat >"$work/nutcracker.yml" <<EOF

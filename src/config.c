@@ -1,2 +1,1514 @@
-/* Stub: being written. */
+/*
+ * Configuration loader: YAML text -> struct config. Each mapping goes
+ * through three passes, as in twemproxy's nc_conf: shape (a mapping of known
+ * keys, each once), values (a setter per key from a {name, setter, offset}
+ * table) and meaning (checks across keys). Problems are collected, not fatal.
+ */
 #include "mcfault/config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "mcfault/glob.h"
+#include "mcfault/proto.h"
+
+/* Errors kept per parse: past this many the rest is one mistake repeated,
+ * and a hostile file could otherwise make millions of messages. */
+#define CONFIG_ERRORS_MAX 100
+/* Rule and proxy names show up in logs, stats and admin URLs. */
+#define CONFIG_NAME_MAX 128
+/* A key is at most PROTO_KEY_MAX bytes, so a longer glob only costs time
+ * on every match (glob_match is O(plen * slen)). */
+#define CONFIG_GLOB_MAX 1024
+/* Values quoted in messages are cut after this many bytes... */
+#define SHOW_MAX 40
+/* ...and every byte may print as "\xNN", plus "..." and the NUL. */
+#define SHOW_BUF (SHOW_MAX * 4 + 4)
+/* A message body before "FILE:LINE:COL: ": values are cut to SHOW_BUF. */
+#define BODY_MAX 1024
+
+/* One collected problem; sorted into file order at the end. */
+struct cerr {
+    size_t line; /* 0-based, as libyaml marks */
+    size_t col;
+    size_t seq; /* discovery order, for a stable sort */
+    char *msg;
+};
+
+/* The state of one config_parse call. */
+struct ctx {
+    const char *file;
+    const char *text;
+    size_t len;
+    yaml_document_t *doc;
+    struct cerr *errs;
+    size_t nerrs;
+    size_t cap;
+    bool full; /* CONFIG_ERRORS_MAX reached: later problems dropped */
+    bool oom;
+};
+
+/* A name or address and where it was written, for duplicate checks. */
+struct dupref {
+    const char *s;
+    size_t len;
+    yaml_mark_t mark;
+    size_t idx; /* position in the file */
+};
+
+struct field;
+/* Pass 2: stores v into obj as f says. Returns 0, or -1 after reporting. */
+typedef int (*field_set)(struct ctx *c, const struct field *f,
+                         const yaml_node_t *v, void *obj);
+
+struct field {
+    const char *name;
+    field_set set; /* NULL: the caller handles the key */
+    size_t off;    /* where set stores the value in obj */
+    size_t max;    /* set_string: longest value in bytes, 0 no limit */
+};
+
+static void err_at(struct ctx *c, const yaml_mark_t *m, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void err_at(struct ctx *c, const yaml_mark_t *m, const char *fmt, ...)
+{
+    char body[BODY_MAX];
+    va_list ap;
+
+    if (c->nerrs == CONFIG_ERRORS_MAX) {
+        c->full = true;
+        return;
+    }
+    if (c->nerrs == c->cap) {
+        size_t cap = c->cap == 0 ? 8 : 2 * c->cap;
+        struct cerr *e = realloc(c->errs, cap * sizeof(*e));
+        if (e == NULL) {
+            c->oom = true;
+            return;
+        }
+        c->errs = e;
+        c->cap = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(body, sizeof(body), fmt, ap);
+    va_end(ap);
+
+    int n = snprintf(NULL, 0, "%s:%zu:%zu: %s", c->file, m->line + 1,
+                     m->column + 1, body);
+    char *msg = n < 0 ? NULL : malloc((size_t)n + 1);
+    if (msg == NULL) {
+        c->oom = true;
+        return;
+    }
+    snprintf(msg, (size_t)n + 1, "%s:%zu:%zu: %s", c->file, m->line + 1,
+             m->column + 1, body);
+    c->errs[c->nerrs].line = m->line;
+    c->errs[c->nerrs].col = m->column;
+    c->errs[c->nerrs].seq = c->nerrs;
+    c->errs[c->nerrs].msg = msg;
+    c->nerrs++;
+}
+
+/*
+ * Copies s[0..len) into buf (SHOW_BUF bytes) for quoting in a message:
+ * control bytes as C escapes, cut after SHOW_MAX bytes (at a UTF-8
+ * boundary) with "...". Returns buf.
+ */
+static const char *show(char *buf, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t n = len;
+    size_t o = 0;
+
+    if (n > SHOW_MAX) {
+        n = SHOW_MAX;
+        while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80) {
+            n--;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char b = (unsigned char)s[i];
+        if (b >= 0x20 && b != 0x7f) {
+            buf[o++] = (char)b;
+            continue;
+        }
+        buf[o++] = '\\';
+        switch (b) {
+        case '\0':
+            buf[o++] = '0';
+            break;
+        case '\t':
+            buf[o++] = 't';
+            break;
+        case '\n':
+            buf[o++] = 'n';
+            break;
+        case '\r':
+            buf[o++] = 'r';
+            break;
+        default:
+            buf[o++] = 'x';
+            buf[o++] = hex[b >> 4];
+            buf[o++] = hex[b & 15];
+            break;
+        }
+    }
+    if (n < len) {
+        memcpy(buf + o, "...", 3);
+        o += 3;
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+static const char *sval(const yaml_node_t *n)
+{
+    return (const char *)n->data.scalar.value;
+}
+
+static size_t slen(const yaml_node_t *n)
+{
+    return n->data.scalar.length;
+}
+
+/* show() of a scalar node's value. */
+static const char *show_node(char *buf, const yaml_node_t *n)
+{
+    return show(buf, sval(n), slen(n));
+}
+
+static bool seq_eq(const char *s, size_t len, const char *lit)
+{
+    return len == strlen(lit) && memcmp(s, lit, len) == 0;
+}
+
+/* True for a plain scalar YAML reads as null: "key:" with nothing after
+ * it, "~" or "null". */
+static bool is_null(const yaml_node_t *n)
+{
+    static const char *const nulls[] = {"", "~", "null", "Null", "NULL"};
+
+    if (n->type != YAML_SCALAR_NODE ||
+        n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) {
+        return false;
+    }
+    for (size_t i = 0; i < sizeof(nulls) / sizeof(nulls[0]); i++) {
+        if (seq_eq(sval(n), slen(n), nulls[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static const yaml_node_t *node_at(struct ctx *c, int i)
+{
+    return yaml_document_get_node(c->doc, i);
+}
+
+static size_t seq_len(const yaml_node_t *n)
+{
+    return (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+}
+
+static char *dup_bytes(struct ctx *c, const char *s, size_t len)
+{
+    char *p = malloc(len + 1);
+    if (p == NULL) {
+        c->oom = true;
+        return NULL;
+    }
+    memcpy(p, s, len);
+    p[len] = '\0';
+    return p;
+}
+
+/*
+ * Common checks of a scalar value: reports "what" when v is not a scalar
+ * and a missing value when it is null. Returns true when v is usable.
+ */
+static bool want_scalar(struct ctx *c, const struct field *f,
+                        const yaml_node_t *v, const char *what)
+{
+    if (v->type != YAML_SCALAR_NODE) {
+        err_at(c, &v->start_mark, "expected %s", what);
+        return false;
+    }
+    if (is_null(v)) {
+        err_at(c, &v->start_mark, "missing value for '%s'", f->name);
+        return false;
+    }
+    return true;
+}
+
+static int set_string(struct ctx *c, const struct field *f,
+                      const yaml_node_t *v, void *obj)
+{
+    if (!want_scalar(c, f, v, "a string")) {
+        return -1;
+    }
+    const char *s = sval(v);
+    size_t len = slen(v);
+    if (len == 0) {
+        err_at(c, &v->start_mark, "'%s' must not be empty", f->name);
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char b = (unsigned char)s[i];
+        if (b < 0x20 || b == 0x7f) {
+            err_at(c, &v->start_mark,
+                   "'%s' must not contain control characters", f->name);
+            return -1;
+        }
+    }
+    if (f->max != 0 && len > f->max) {
+        err_at(c, &v->start_mark, "'%s' is longer than %zu bytes", f->name,
+               f->max);
+        return -1;
+    }
+    char *p = dup_bytes(c, s, len);
+    if (p == NULL) {
+        return -1;
+    }
+    *(char **)((char *)obj + f->off) = p;
+    return 0;
+}
+
+// digit+
+static int set_u64(struct ctx *c, const struct field *f, const yaml_node_t *v,
+                   void *obj)
+{
+    char sv[SHOW_BUF];
+
+    if (!want_scalar(c, f, v, "a non-negative integer")) {
+        return -1;
+    }
+    const char *s = sval(v);
+    size_t len = slen(v);
+    uint64_t x = 0;
+    for (size_t i = 0; i < len || len == 0; i++) {
+        if (len == 0 || s[i] < '0' || s[i] > '9') {
+            err_at(c, &v->start_mark,
+                   "'%s' must be a non-negative integer, got '%s'", f->name,
+                   show_node(sv, v));
+            return -1;
+        }
+        unsigned d = (unsigned)(s[i] - '0');
+        if (x > (UINT64_MAX - d) / 10) {
+            err_at(c, &v->start_mark,
+                   "'%s' is too large (at most %llu), got '%s'", f->name,
+                   (unsigned long long)UINT64_MAX, show_node(sv, v));
+            return -1;
+        }
+        x = 10 * x + d;
+    }
+    *(uint64_t *)((char *)obj + f->off) = x;
+    return 0;
+}
+
+static int set_bool(struct ctx *c, const struct field *f, const yaml_node_t *v,
+                    void *obj)
+{
+    static const char *const yes[] = {"true", "True", "TRUE"};
+    static const char *const no[] = {"false", "False", "FALSE"};
+    char sv[SHOW_BUF];
+
+    if (!want_scalar(c, f, v, "true or false")) {
+        return -1;
+    }
+    for (size_t i = 0; i < 3; i++) {
+        if (seq_eq(sval(v), slen(v), yes[i]) ||
+            seq_eq(sval(v), slen(v), no[i])) {
+            *(bool *)((char *)obj + f->off) = seq_eq(sval(v), slen(v), yes[i]);
+            return 0;
+        }
+    }
+    err_at(c, &v->start_mark, "'%s' must be true or false, got '%s'", f->name,
+           show_node(sv, v));
+    return -1;
+}
+
+static int set_duration(struct ctx *c, const struct field *f,
+                        const yaml_node_t *v, void *obj)
+{
+    char sv[SHOW_BUF];
+    const char *why;
+    uint64_t us;
+
+    if (!want_scalar(c, f, v, "a duration such as 500ms")) {
+        return -1;
+    }
+    if (config_parse_duration(sval(v), slen(v), &us, &why) != 0) {
+        err_at(c, &v->start_mark, "bad duration '%s': %s", show_node(sv, v),
+               why);
+        return -1;
+    }
+    if (us > RULES_DELAY_MAX_US) {
+        err_at(c, &v->start_mark, "'%s' must be at most %llus, got '%s'",
+               f->name, (unsigned long long)(RULES_DELAY_MAX_US / 1000000),
+               show_node(sv, v));
+        return -1;
+    }
+    *(uint64_t *)((char *)obj + f->off) = us;
+    return 0;
+}
+
+static int set_probability(struct ctx *c, const struct field *f,
+                           const yaml_node_t *v, void *obj)
+{
+    char sv[SHOW_BUF];
+    const char *why;
+    double p;
+
+    if (!want_scalar(c, f, v, "a probability (0..1 or a percentage)")) {
+        return -1;
+    }
+    if (config_parse_probability(sval(v), slen(v), &p, &why) != 0) {
+        err_at(c, &v->start_mark,
+               "'%s' must be between 0 and 1 or a percentage, got '%s'",
+               f->name, show_node(sv, v));
+        return -1;
+    }
+    *(double *)((char *)obj + f->off) = p;
+    return 0;
+}
+
+static int set_action(struct ctx *c, const struct field *f,
+                      const yaml_node_t *v, void *obj)
+{
+    char sv[SHOW_BUF];
+    char names[128] = "";
+
+    if (!want_scalar(c, f, v, "a string")) {
+        return -1;
+    }
+    for (int a = 0; a < RULE__COUNT; a++) {
+        const char *name = rule_action_name((enum rule_action)a);
+        if (seq_eq(sval(v), slen(v), name)) {
+            *(enum rule_action *)((char *)obj + f->off) = (enum rule_action)a;
+            return 0;
+        }
+        size_t used = strlen(names);
+        snprintf(names + used, sizeof(names) - used, "%s%s", a == 0 ? "" : ", ",
+                 name);
+    }
+    err_at(c, &v->start_mark, "'%s' must be one of %s, got '%s'", f->name,
+           names, show_node(sv, v));
+    return -1;
+}
+
+static int set_message(struct ctx *c, const struct field *f,
+                       const yaml_node_t *v, void *obj)
+{
+    struct rule *r = obj;
+
+    if (!want_scalar(c, f, v, "a string")) {
+        return -1;
+    }
+    if (slen(v) == 0) {
+        err_at(c, &v->start_mark, "'%s' must not be empty", f->name);
+        return -1;
+    }
+    for (size_t i = 0; i < slen(v); i++) {
+        char b = sval(v)[i];
+        if (b == '\r' || b == '\n' || b == '\0') {
+            err_at(c, &v->start_mark,
+                   "'%s' must be a single line (no CR, LF or NUL)", f->name);
+            return -1;
+        }
+    }
+    r->message = dup_bytes(c, sval(v), slen(v));
+    if (r->message == NULL) {
+        return -1;
+    }
+    r->message_len = slen(v);
+    return 0;
+}
+
+static unsigned char ascii_lower(unsigned char b)
+{
+    return (b >= 'A' && b <= 'Z') ? (unsigned char)(b + ('a' - 'A')) : b;
+}
+
+/* The command named s[0..len) (any ASCII case), or PROTO_OP_UNKNOWN. */
+static enum proto_op op_by_name(const char *s, size_t len)
+{
+    for (int op = PROTO_OP_UNKNOWN + 1; op < PROTO_OP__COUNT; op++) {
+        const char *name = proto_op_name((enum proto_op)op);
+        size_t i = 0;
+        if (strlen(name) != len) {
+            continue;
+        }
+        while (i < len &&
+               ascii_lower((unsigned char)s[i]) == (unsigned char)name[i]) {
+            i++;
+        }
+        if (i == len) {
+            return (enum proto_op)op;
+        }
+    }
+    return PROTO_OP_UNKNOWN;
+}
+
+/* A glob without wildcard or escape bytes matches only itself. */
+static bool glob_is_literal(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '*' || s[i] == '?' || s[i] == '[' || s[i] == '\\') {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void globs_free(struct rule_glob *g, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(g[i].pat);
+    }
+    free(g);
+}
+
+/* Checks one glob of a 'command' or 'key' list. */
+static bool glob_ok(struct ctx *c, const struct field *f, const yaml_node_t *n,
+                    bool is_cmd)
+{
+    char sv[SHOW_BUF];
+    size_t off;
+    const char *why;
+
+    if (n->type != YAML_SCALAR_NODE) {
+        err_at(c, &n->start_mark, "expected a string");
+        return false;
+    }
+    if (is_null(n)) {
+        err_at(c, &n->start_mark, "missing value in '%s'", f->name);
+        return false;
+    }
+    if (slen(n) > CONFIG_GLOB_MAX) {
+        err_at(c, &n->start_mark, "glob in '%s' is longer than %d bytes",
+               f->name, CONFIG_GLOB_MAX);
+        return false;
+    }
+    if (glob_validate(sval(n), slen(n), &off, &why) != GLOB_OK) {
+        err_at(c, &n->start_mark, "bad glob in '%s': %s at offset %zu", f->name,
+               why, off);
+        return false;
+    }
+    if (is_cmd && glob_is_literal(sval(n), slen(n)) &&
+        op_by_name(sval(n), slen(n)) == PROTO_OP_UNKNOWN) {
+        err_at(c, &n->start_mark, "unknown command '%s' in '%s'",
+               show_node(sv, n), f->name);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * // glob | [glob, ...]
+ * Parses a 'command' or 'key' value into a new array. Returns 0, or -1
+ * after reporting every bad glob.
+ */
+static int parse_globs(struct ctx *c, const struct field *f,
+                       const yaml_node_t *v, bool is_cmd,
+                       struct rule_glob **out, size_t *nout)
+{
+    size_t n = 1;
+
+    if (is_null(v)) {
+        err_at(c, &v->start_mark, "missing value for '%s'", f->name);
+        return -1;
+    }
+    if (v->type == YAML_SEQUENCE_NODE) {
+        n = seq_len(v);
+        if (n == 0) {
+            err_at(c, &v->start_mark, "'%s' must not be an empty list",
+                   f->name);
+            return -1;
+        }
+    } else if (v->type != YAML_SCALAR_NODE) {
+        err_at(c, &v->start_mark, "expected a string or a list of strings");
+        return -1;
+    }
+    struct rule_glob *g = calloc(n, sizeof(*g));
+    if (g == NULL) {
+        c->oom = true;
+        return -1;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        const yaml_node_t *item =
+            v->type == YAML_SCALAR_NODE
+                ? v
+                : node_at(c, v->data.sequence.items.start[i]);
+        if (!glob_ok(c, f, item, is_cmd)) {
+            rc = -1;
+            continue;
+        }
+        g[i].pat = dup_bytes(c, sval(item), slen(item));
+        g[i].len = slen(item);
+        if (g[i].pat == NULL) {
+            rc = -1;
+        }
+    }
+    if (rc != 0) {
+        globs_free(g, n);
+        return -1;
+    }
+    *out = g;
+    *nout = n;
+    return 0;
+}
+
+static int set_cmds(struct ctx *c, const struct field *f, const yaml_node_t *v,
+                    void *obj)
+{
+    struct rule *r = obj;
+    return parse_globs(c, f, v, true, &r->cmds, &r->ncmds);
+}
+
+static int set_keys(struct ctx *c, const struct field *f, const yaml_node_t *v,
+                    void *obj)
+{
+    struct rule *r = obj;
+    return parse_globs(c, f, v, false, &r->keys, &r->nkeys);
+}
+
+enum {
+    RF_NAME,
+    RF_COMMAND,
+    RF_KEY,
+    RF_ACTION,
+    RF_MESSAGE,
+    RF_DELAY,
+    RF_JITTER,
+    RF_PROBABILITY,
+    RF_AFTER,
+    RF_LIMIT,
+    RF_FORWARD,
+    RF_ENABLED,
+    RF__COUNT
+};
+
+static const struct field rule_fields[RF__COUNT] = {
+    [RF_NAME] = {"name", set_string, offsetof(struct rule, name),
+                 CONFIG_NAME_MAX},
+    [RF_COMMAND] = {"command", set_cmds, 0, 0},
+    [RF_KEY] = {"key", set_keys, 0, 0},
+    [RF_ACTION] = {"action", set_action, offsetof(struct rule, action), 0},
+    [RF_MESSAGE] = {"message", set_message, 0, 0},
+    [RF_DELAY] = {"delay", set_duration, offsetof(struct rule, delay_us), 0},
+    [RF_JITTER] = {"jitter", set_duration, offsetof(struct rule, jitter_us), 0},
+    [RF_PROBABILITY] = {"probability", set_probability,
+                        offsetof(struct rule, probability), 0},
+    [RF_AFTER] = {"after", set_u64, offsetof(struct rule, after), 0},
+    [RF_LIMIT] = {"limit", set_u64, offsetof(struct rule, limit), 0},
+    [RF_FORWARD] = {"forward", set_bool, offsetof(struct rule, forward), 0},
+    [RF_ENABLED] = {"enabled", set_bool, offsetof(struct rule, enabled), 0},
+};
+
+enum { PF_NAME, PF_LISTEN, PF_UPSTREAM, PF_RULES, PF__COUNT };
+
+static const struct field proxy_fields[PF__COUNT] = {
+    [PF_NAME] = {"name", set_string, offsetof(struct config_proxy, name),
+                 CONFIG_NAME_MAX},
+    [PF_LISTEN] = {"listen", set_string, offsetof(struct config_proxy, listen),
+                   0},
+    [PF_UPSTREAM] = {"upstream", set_string,
+                     offsetof(struct config_proxy, upstream), 0},
+    [PF_RULES] = {"rules", NULL, 0, 0},
+};
+
+enum {
+    TF_LISTEN,
+    TF_UPSTREAM,
+    TF_RULES,
+    TF_PROXIES,
+    TF_SEED,
+    TF_ADMIN,
+    TF__COUNT
+};
+
+/* listen, upstream and rules belong to the single proxy: handled apart. */
+static const struct field top_fields[TF__COUNT] = {
+    [TF_LISTEN] = {"listen", NULL, 0, 0},
+    [TF_UPSTREAM] = {"upstream", NULL, 0, 0},
+    [TF_RULES] = {"rules", NULL, 0, 0},
+    [TF_PROXIES] = {"proxies", NULL, 0, 0},
+    [TF_SEED] = {"seed", set_u64, offsetof(struct config, seed), 0},
+    [TF_ADMIN] = {"admin", set_string, offsetof(struct config, admin), 0},
+};
+
+/*
+ * Pass 1, shape: map must be a mapping whose keys are among fields[0..n),
+ * each at most once; where ("in rule") names it in messages. Fills keys[i]
+ * and vals[i] for the fields present. Returns false when map is not a
+ * mapping.
+ */
+static bool collect(struct ctx *c, const yaml_node_t *map,
+                    const struct field *fields, size_t n, const char *where,
+                    const yaml_node_t **keys, const yaml_node_t **vals)
+{
+    char known[256] = "";
+    char sv[SHOW_BUF];
+
+    if (map->type != YAML_MAPPING_NODE) {
+        err_at(c, &map->start_mark, "expected a mapping");
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t used = strlen(known);
+        snprintf(known + used, sizeof(known) - used, "%s%s", i ? ", " : "",
+                 fields[i].name);
+    }
+    for (const yaml_node_pair_t *p = map->data.mapping.pairs.start;
+         p < map->data.mapping.pairs.top; p++) {
+        const yaml_node_t *k = node_at(c, p->key);
+        const yaml_node_t *v = node_at(c, p->value);
+        size_t i = 0;
+        if (k == NULL || v == NULL) {
+            continue;
+        }
+        if (k->type != YAML_SCALAR_NODE) {
+            err_at(c, &k->start_mark, "mapping keys must be strings");
+            continue;
+        }
+        while (i < n && !seq_eq(sval(k), slen(k), fields[i].name)) {
+            i++;
+        }
+        if (i == n) {
+            err_at(c, &k->start_mark, "unknown key '%s' %s (known: %s)",
+                   show_node(sv, k), where, known);
+        } else if (keys[i] != NULL) {
+            err_at(c, &k->start_mark, "duplicate key '%s' (first at line %zu)",
+                   fields[i].name, keys[i]->start_mark.line + 1);
+        } else {
+            keys[i] = k;
+            vals[i] = v;
+        }
+    }
+    return true;
+}
+
+/* Pass 2, values: runs the setter of every field present. */
+static void set_fields(struct ctx *c, const struct field *fields, size_t n,
+                       const yaml_node_t *const *vals, void *obj, bool *ok)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (vals[i] != NULL && fields[i].set != NULL) {
+            ok[i] = fields[i].set(c, &fields[i], vals[i], obj) == 0;
+        }
+    }
+}
+
+static int dupref_cmp(const void *a, const void *b)
+{
+    const struct dupref *x = a;
+    const struct dupref *y = b;
+
+    if (x->len != y->len) {
+        return x->len < y->len ? -1 : 1;
+    }
+    int d = memcmp(x->s, y->s, x->len);
+    if (d != 0) {
+        return d;
+    }
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* Reports every refs[i] whose string an earlier entry already has. */
+static void report_dups(struct ctx *c, struct dupref *refs, size_t n,
+                        const char *what)
+{
+    char sv[SHOW_BUF];
+    size_t first = 0;
+
+    qsort(refs, n, sizeof(*refs), dupref_cmp);
+    for (size_t i = 1; i < n; i++) {
+        if (refs[i].len != refs[first].len ||
+            memcmp(refs[i].s, refs[first].s, refs[i].len) != 0) {
+            first = i;
+            continue;
+        }
+        err_at(c, &refs[i].mark, "duplicate %s '%s' (first at line %zu)", what,
+               show(sv, refs[i].s, refs[i].len), refs[first].mark.line + 1);
+    }
+}
+
+/* Action miss answers retrievals only: a literal command that is not one
+ * makes the rule dead for it. */
+static void check_miss_cmds(struct ctx *c, const yaml_node_t *v)
+{
+    char sv[SHOW_BUF];
+    char names[128] = "";
+    size_t n = v->type == YAML_SEQUENCE_NODE ? seq_len(v) : 1;
+
+    for (int op = PROTO_OP_UNKNOWN + 1; op < PROTO_OP__COUNT; op++) {
+        if (rule_op_is_retrieval((enum proto_op)op)) {
+            size_t used = strlen(names);
+            snprintf(names + used, sizeof(names) - used, "%s%s",
+                     used ? ", " : "", proto_op_name((enum proto_op)op));
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        const yaml_node_t *it =
+            v->type == YAML_SEQUENCE_NODE
+                ? node_at(c, v->data.sequence.items.start[i])
+                : v;
+        if (!glob_is_literal(sval(it), slen(it)) ||
+            rule_op_is_retrieval(op_by_name(sval(it), slen(it)))) {
+            continue;
+        }
+        err_at(c, &it->start_mark,
+               "action miss only applies to retrievals (%s), not '%s'", names,
+               show_node(sv, it));
+    }
+}
+
+/* The one-glob list "*", a rule's default for 'command' and 'key'. */
+static int glob_star(struct ctx *c, struct rule_glob **out, size_t *n)
+{
+    struct rule_glob *g = calloc(1, sizeof(*g));
+    if (g == NULL || (g->pat = dup_bytes(c, "*", 1)) == NULL) {
+        free(g);
+        c->oom = true;
+        return -1;
+    }
+    g->len = 1;
+    *out = g;
+    *n = 1;
+    return 0;
+}
+
+/* Pass 3 for a rule: what the keys mean together. */
+static void check_rule(struct ctx *c, const yaml_node_t *map,
+                       const struct rule *r, const char *name,
+                       const yaml_node_t *const *keys,
+                       const yaml_node_t *const *vals, const bool *ok)
+{
+    char nm[SHOW_BUF];
+    char sv[SHOW_BUF];
+    char sv2[SHOW_BUF];
+    const yaml_mark_t *at = &map->start_mark;
+
+    show(nm, name, strlen(name));
+    if (keys[RF_ACTION] == NULL) {
+        err_at(c, at, "rule '%s': missing 'action'", nm);
+        return;
+    }
+    if (!ok[RF_ACTION]) {
+        return;
+    }
+    enum rule_action a = r->action;
+    if (a == RULE_ERROR && keys[RF_MESSAGE] == NULL) {
+        err_at(c, at, "rule '%s': action error needs 'message'", nm);
+    }
+    if (a != RULE_ERROR && keys[RF_MESSAGE] != NULL) {
+        err_at(c, &keys[RF_MESSAGE]->start_mark,
+               "'message' only applies to action error");
+    }
+    if (a == RULE_DELAY && keys[RF_DELAY] == NULL) {
+        err_at(c, at, "rule '%s': action delay needs 'delay'", nm);
+    }
+    for (int f = RF_DELAY; f <= RF_JITTER; f++) {
+        if (a != RULE_DELAY && keys[f] != NULL) {
+            err_at(c, &keys[f]->start_mark, "'%s' only applies to action delay",
+                   rule_fields[f].name);
+        }
+    }
+    if (a == RULE_DELAY && ok[RF_DELAY] && ok[RF_JITTER] &&
+        r->jitter_us > r->delay_us) {
+        err_at(c, &vals[RF_JITTER]->start_mark,
+               "'jitter' (%s) must not exceed 'delay' (%s)",
+               show_node(sv, vals[RF_JITTER]), show_node(sv2, vals[RF_DELAY]));
+    }
+    if (a == RULE_MISS && keys[RF_FORWARD] != NULL) {
+        err_at(c, &keys[RF_FORWARD]->start_mark,
+               "'forward' cannot be used with action miss");
+    }
+    if (a == RULE_MISS && ok[RF_COMMAND]) {
+        check_miss_cmds(c, vals[RF_COMMAND]);
+    }
+}
+
+/*
+ * Parses rule number i (0-based) of a list from map into r, which starts
+ * zeroed. Sets *ref to the rule's name and where it was written, or
+ * ref->s to NULL when the rule has no valid name.
+ */
+static void parse_rule(struct ctx *c, const yaml_node_t *map, size_t i,
+                       struct rule *r, struct dupref *ref)
+{
+    const yaml_node_t *keys[RF__COUNT] = {0};
+    const yaml_node_t *vals[RF__COUNT] = {0};
+    bool ok[RF__COUNT] = {0};
+    char dflt[32];
+
+    snprintf(dflt, sizeof(dflt), "rule-%zu", i + 1);
+    r->probability = 1.0;
+    r->enabled = true;
+    r->line = (uint32_t)(map->start_mark.line + 1);
+    ref->s = NULL;
+    ref->idx = i;
+    ref->mark = map->start_mark;
+    if (!collect(c, map, rule_fields, RF__COUNT, "in rule", keys, vals)) {
+        return;
+    }
+    set_fields(c, rule_fields, RF__COUNT, vals, r, ok);
+    if (keys[RF_NAME] == NULL) {
+        r->name = dup_bytes(c, dflt, strlen(dflt));
+    } else if (ok[RF_NAME]) {
+        ref->mark = vals[RF_NAME]->start_mark;
+    }
+    if (r->name != NULL) {
+        ref->s = r->name;
+        ref->len = strlen(r->name);
+    }
+    check_rule(c, map, r, r->name != NULL ? r->name : dflt, keys, vals, ok);
+    if (keys[RF_COMMAND] == NULL) {
+        glob_star(c, &r->cmds, &r->ncmds);
+    }
+    if (keys[RF_KEY] == NULL) {
+        glob_star(c, &r->keys, &r->nkeys);
+    }
+}
+
+/*
+ * // rules: [rule, ...]
+ * Parses a rules list (v may be NULL: no rules) into p.
+ */
+static void parse_rules(struct ctx *c, const yaml_node_t *v,
+                        struct config_proxy *p)
+{
+    if (v == NULL || is_null(v)) {
+        return;
+    }
+    if (v->type != YAML_SEQUENCE_NODE) {
+        err_at(c, &v->start_mark, "expected a list");
+        return;
+    }
+    size_t n = seq_len(v);
+    if (n == 0) {
+        return;
+    }
+    if (n > RULES_MAX) {
+        err_at(c, &v->start_mark, "too many rules (at most %d)", RULES_MAX);
+        return;
+    }
+    struct dupref *refs = calloc(n, sizeof(*refs));
+    p->rules = calloc(n, sizeof(*p->rules));
+    if (refs == NULL || p->rules == NULL) {
+        free(refs);
+        c->oom = true;
+        return;
+    }
+    p->nrules = n;
+    size_t nrefs = 0;
+    for (size_t i = 0; i < n; i++) {
+        const yaml_node_t *item = node_at(c, v->data.sequence.items.start[i]);
+        parse_rule(c, item, i, &p->rules[i], &refs[nrefs]);
+        if (refs[nrefs].s != NULL) {
+            nrefs++;
+        }
+    }
+    report_dups(c, refs, nrefs, "rule name");
+    free(refs);
+}
+
+/* Parses proxy number i (0-based) of the proxies list into p. */
+static void parse_proxy(struct ctx *c, const yaml_node_t *map, size_t i,
+                        struct config_proxy *p, struct dupref *name,
+                        struct dupref *listen)
+{
+    const yaml_node_t *keys[PF__COUNT] = {0};
+    const yaml_node_t *vals[PF__COUNT] = {0};
+    bool ok[PF__COUNT] = {0};
+    char dflt[32];
+    char sv[SHOW_BUF];
+
+    snprintf(dflt, sizeof(dflt), "proxy-%zu", i + 1);
+    p->line = (uint32_t)(map->start_mark.line + 1);
+    name->s = NULL;
+    name->idx = i;
+    name->mark = map->start_mark;
+    listen->s = NULL;
+    listen->idx = i;
+    if (!collect(c, map, proxy_fields, PF__COUNT, "in proxy", keys, vals)) {
+        return;
+    }
+    set_fields(c, proxy_fields, PF__COUNT, vals, p, ok);
+    if (keys[PF_NAME] == NULL) {
+        p->name = dup_bytes(c, dflt, strlen(dflt));
+    } else if (ok[PF_NAME]) {
+        name->mark = vals[PF_NAME]->start_mark;
+    }
+    if (p->name != NULL) {
+        name->s = p->name;
+        name->len = strlen(p->name);
+    }
+    if (p->listen != NULL) {
+        listen->s = p->listen;
+        listen->len = strlen(p->listen);
+        listen->mark = vals[PF_LISTEN]->start_mark;
+    }
+    show(sv, p->name != NULL ? p->name : dflt,
+         strlen(p->name != NULL ? p->name : dflt));
+    for (int f = PF_LISTEN; f <= PF_UPSTREAM; f++) {
+        if (keys[f] == NULL) {
+            err_at(c, &map->start_mark, "proxy '%s': missing '%s'", sv,
+                   proxy_fields[f].name);
+        }
+    }
+    parse_rules(c, vals[PF_RULES], p);
+}
+
+/*
+ * // proxies: [{name, listen, upstream, rules}, ...]
+ */
+static void parse_proxies(struct ctx *c, const yaml_node_t *v,
+                          struct config *cfg)
+{
+    if (is_null(v)) {
+        err_at(c, &v->start_mark, "missing value for 'proxies'");
+        return;
+    }
+    if (v->type != YAML_SEQUENCE_NODE) {
+        err_at(c, &v->start_mark, "expected a list");
+        return;
+    }
+    size_t n = seq_len(v);
+    if (n == 0) {
+        err_at(c, &v->start_mark, "'proxies' must not be an empty list");
+        return;
+    }
+    struct dupref *names = calloc(n, sizeof(*names));
+    struct dupref *listens = calloc(n, sizeof(*listens));
+    cfg->proxies = calloc(n, sizeof(*cfg->proxies));
+    if (names == NULL || listens == NULL || cfg->proxies == NULL) {
+        c->oom = true;
+        goto cleanup;
+    }
+    cfg->nproxies = n;
+    size_t nn = 0;
+    size_t nl = 0;
+    for (size_t i = 0; i < n; i++) {
+        const yaml_node_t *item = node_at(c, v->data.sequence.items.start[i]);
+        parse_proxy(c, item, i, &cfg->proxies[i], &names[nn], &listens[nl]);
+        nn += names[nn].s != NULL;
+        nl += listens[nl].s != NULL;
+    }
+    report_dups(c, names, nn, "proxy name");
+    report_dups(c, listens, nl, "listen address");
+cleanup:
+    free(names);
+    free(listens);
+}
+
+/* The single-proxy form: listen, upstream, rules at the top (each may be
+ * NULL). */
+static void parse_single(struct ctx *c, struct config *cfg,
+                         const yaml_node_t *const *vals)
+{
+    cfg->proxies = calloc(1, sizeof(*cfg->proxies));
+    if (cfg->proxies == NULL) {
+        c->oom = true;
+        return;
+    }
+    cfg->nproxies = 1;
+    struct config_proxy *p = &cfg->proxies[0];
+    p->name = dup_bytes(c, "default", strlen("default"));
+    if (vals[TF_LISTEN] != NULL) {
+        set_string(c, &proxy_fields[PF_LISTEN], vals[TF_LISTEN], p);
+    }
+    if (vals[TF_UPSTREAM] != NULL) {
+        set_string(c, &proxy_fields[PF_UPSTREAM], vals[TF_UPSTREAM], p);
+    }
+    parse_rules(c, vals[TF_RULES], p);
+}
+
+static void parse_top(struct ctx *c, struct config *cfg)
+{
+    const yaml_node_t *keys[TF__COUNT] = {0};
+    const yaml_node_t *vals[TF__COUNT] = {0};
+    bool ok[TF__COUNT] = {0};
+    const yaml_node_t *root = yaml_document_get_root_node(c->doc);
+
+    /* An empty file (or comments only) is a proxy without rules. */
+    if (root != NULL && !is_null(root)) {
+        if (!collect(c, root, top_fields, TF__COUNT, "at top level", keys,
+                     vals)) {
+            return;
+        }
+    }
+    set_fields(c, top_fields, TF__COUNT, vals, cfg, ok);
+    cfg->has_seed = ok[TF_SEED];
+    if (keys[TF_PROXIES] == NULL) {
+        parse_single(c, cfg, vals);
+        return;
+    }
+    for (int f = TF_LISTEN; f <= TF_RULES; f++) {
+        if (keys[f] != NULL) {
+            err_at(c, &keys[f]->start_mark,
+                   "'%s' and 'proxies' cannot be combined", top_fields[f].name);
+        }
+    }
+    parse_proxies(c, vals[TF_PROXIES], cfg);
+}
+
+/* Reports the parser's error: syntax errors are not collected, one ends
+ * the parse. */
+static void yaml_error(struct ctx *c, const yaml_parser_t *p)
+{
+    yaml_mark_t m = p->problem_mark;
+    const char *problem = p->problem != NULL ? p->problem : "syntax error";
+
+    if (p->error == YAML_MEMORY_ERROR) {
+        c->oom = true;
+        return;
+    }
+    if (p->error == YAML_READER_ERROR) {
+        /* The reader knows only the byte offset. */
+        m.line = 0;
+        m.column = 0;
+        for (size_t i = 0; i < p->problem_offset && i < c->len; i++) {
+            m.column++;
+            if (c->text[i] == '\n') {
+                m.line++;
+                m.column = 0;
+            }
+        }
+        if (p->problem_value != -1) {
+            err_at(c, &m, "%s (byte 0x%02x)", problem,
+                   (unsigned)p->problem_value & 0xffu);
+        } else {
+            err_at(c, &m, "%s", problem);
+        }
+        return;
+    }
+    if (p->error == YAML_COMPOSER_ERROR && p->context != NULL &&
+        strncmp(p->context, "found duplicate anchor", 22) == 0) {
+        /* libyaml words this one back to front */
+        err_at(c, &m, "duplicate anchor (first at line %zu, column %zu)",
+               p->context_mark.line + 1, p->context_mark.column + 1);
+    } else if (p->context != NULL) {
+        err_at(c, &m, "%s (%s at line %zu, column %zu)", problem, p->context,
+               p->context_mark.line + 1, p->context_mark.column + 1);
+    } else {
+        err_at(c, &m, "%s", problem);
+    }
+}
+
+/*
+ * Reads the event stream once before loading: reports a syntax error (and
+ * stops), every alias (the loader would share nodes, so walking the tree
+ * could take exponential time: "billion laughs"), and a second document.
+ * Returns 0 when the text can be loaded.
+ */
+static int prescan(struct ctx *c)
+{
+    yaml_parser_t p;
+    yaml_event_t ev;
+    int docs = 0;
+    int rc = 0;
+
+    if (!yaml_parser_initialize(&p)) {
+        c->oom = true;
+        return -1;
+    }
+    yaml_parser_set_input_string(&p, (const unsigned char *)c->text, c->len);
+    for (;;) {
+        if (!yaml_parser_parse(&p, &ev)) {
+            yaml_error(c, &p);
+            rc = -1;
+            break;
+        }
+        yaml_event_type_t type = ev.type;
+        if (type == YAML_ALIAS_EVENT) {
+            err_at(c, &ev.start_mark, "aliases are not supported");
+            rc = -1;
+        } else if (type == YAML_DOCUMENT_START_EVENT && ++docs == 2) {
+            err_at(c, &ev.start_mark, "expected a single YAML document");
+            rc = -1;
+        }
+        yaml_event_delete(&ev);
+        if (type == YAML_STREAM_END_EVENT || docs == 2) {
+            break;
+        }
+    }
+    yaml_parser_delete(&p);
+    return rc;
+}
+
+static int errs_cmp(const void *a, const void *b)
+{
+    const struct cerr *x = a;
+    const struct cerr *y = b;
+
+    if (x->line != y->line) {
+        return x->line < y->line ? -1 : 1;
+    }
+    if (x->col != y->col) {
+        return x->col < y->col ? -1 : 1;
+    }
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Appends a message without a position (file-level problems). */
+static void errs_add(struct config_errors *errs, char *msg)
+{
+    char **m = realloc(errs->msgs, (errs->n + 1) * sizeof(*m));
+    if (m == NULL) {
+        free(msg);
+        return;
+    }
+    errs->msgs = m;
+    errs->msgs[errs->n++] = msg;
+}
+
+static char *fmt_msg(const char *a, const char *b)
+{
+    size_t la = strlen(a);
+    size_t lb = strlen(b);
+    char *m = malloc(la + 2 + lb + 1);
+    if (m != NULL) {
+        memcpy(m, a, la);
+        memcpy(m + la, ": ", 2);
+        memcpy(m + la + 2, b, lb + 1);
+    }
+    return m;
+}
+
+/* Moves c's problems into errs in file order. Returns how many there
+ * were (counting out-of-memory and the cap as one each). */
+static size_t errs_flush(struct ctx *c, struct config_errors *errs)
+{
+    size_t total = c->nerrs + c->full + c->oom;
+    char note[64];
+
+    if (c->nerrs > 0) {
+        qsort(c->errs, c->nerrs, sizeof(*c->errs), errs_cmp);
+    }
+    for (size_t i = 0; i < c->nerrs; i++) {
+        errs_add(errs, c->errs[i].msg);
+    }
+    free(c->errs);
+    c->errs = NULL;
+    c->nerrs = 0;
+    if (c->full) {
+        snprintf(note, sizeof(note), "too many errors, stopped after %d",
+                 CONFIG_ERRORS_MAX);
+        char *m = fmt_msg(c->file, note);
+        if (m != NULL) {
+            errs_add(errs, m);
+        }
+    }
+    if (c->oom) {
+        char *m = fmt_msg(c->file, "out of memory");
+        if (m != NULL) {
+            errs_add(errs, m);
+        }
+    }
+    return total;
+}
+
+int config_parse(const char *name, const char *text, size_t len,
+                 struct config *cfg, struct config_errors *errs)
+{
+    struct ctx c = {0};
+    struct config tmp = {0};
+
+    memset(cfg, 0, sizeof(*cfg));
+    c.file = name != NULL ? name : "<config>";
+    c.text = text != NULL ? text : "";
+    c.len = text != NULL ? len : 0;
+    if (prescan(&c) == 0) {
+        yaml_parser_t p;
+        yaml_document_t doc;
+        if (!yaml_parser_initialize(&p)) {
+            c.oom = true;
+        } else {
+            yaml_parser_set_input_string(&p, (const unsigned char *)c.text,
+                                         c.len);
+            if (yaml_parser_load(&p, &doc)) {
+                c.doc = &doc;
+                parse_top(&c, &tmp);
+                yaml_document_delete(&doc);
+            } else {
+                yaml_error(&c, &p);
+            }
+            yaml_parser_delete(&p);
+        }
+    }
+    if (errs_flush(&c, errs) != 0) {
+        config_free(&tmp);
+        return -1;
+    }
+    *cfg = tmp;
+    return 0;
+}
+
+int config_load_file(const char *path, struct config *cfg,
+                     struct config_errors *errs)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    size_t cap = 0;
+    int rc = -1;
+    int err = 0;
+
+    memset(cfg, 0, sizeof(*cfg));
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        err = errno;
+        goto cleanup;
+    }
+    for (;;) {
+        if (len == cap) {
+            /* One byte past the limit tells a file that is too large. */
+            size_t ncap = cap == 0 ? 64 * 1024 : 2 * cap;
+            if (ncap > (size_t)CONFIG_FILE_MAX + 1) {
+                ncap = (size_t)CONFIG_FILE_MAX + 1;
+            }
+            if (ncap == cap) {
+                break;
+            }
+            char *nbuf = realloc(buf, ncap);
+            if (nbuf == NULL) {
+                err = ENOMEM;
+                goto cleanup;
+            }
+            buf = nbuf;
+            cap = ncap;
+        }
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            err = errno;
+            goto cleanup;
+        }
+        if (n == 0) {
+            break;
+        }
+        len += (size_t)n;
+    }
+    if (len > CONFIG_FILE_MAX) {
+        char note[64];
+        snprintf(note, sizeof(note), "larger than %d bytes", CONFIG_FILE_MAX);
+        char *m = fmt_msg(path, note);
+        if (m != NULL) {
+            errs_add(errs, m);
+        }
+        goto cleanup;
+    }
+    rc = config_parse(path, buf, len, cfg, errs);
+cleanup:
+    if (err != 0) {
+        char *m = fmt_msg(path, strerror(err));
+        if (m != NULL) {
+            errs_add(errs, m);
+        }
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    free(buf);
+    return rc;
+}
+
+void config_free(struct config *cfg)
+{
+    for (size_t i = 0; i < cfg->nproxies; i++) {
+        struct config_proxy *p = &cfg->proxies[i];
+        for (size_t j = 0; j < p->nrules; j++) {
+            rule_free(&p->rules[j]);
+        }
+        free(p->rules);
+        free(p->name);
+        free(p->listen);
+        free(p->upstream);
+    }
+    free(cfg->proxies);
+    free(cfg->admin);
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+void config_errors_free(struct config_errors *errs)
+{
+    for (size_t i = 0; i < errs->n; i++) {
+        free(errs->msgs[i]);
+    }
+    free(errs->msgs);
+    errs->msgs = NULL;
+    errs->n = 0;
+}
+
+/*
+ * // digit+ ['.' digit+] unit        unit: us | ms | s
+ * Exact in integers: a fraction is allowed down to the microsecond.
+ */
+int config_parse_duration(const char *s, size_t len, uint64_t *us,
+                          const char **why)
+{
+    static const struct {
+        const char *name;
+        uint64_t us;
+    } units[] = {{"us", 1}, {"ms", 1000}, {"s", 1000000}};
+    const char *msg = NULL;
+    size_t i = 0;
+    size_t int_end;
+    size_t frac = 0; /* offset of the fraction digits, 0 none */
+    size_t frac_end = 0;
+    uint64_t mult = 0;
+    uint64_t whole = 0;
+    uint64_t total;
+
+    if (len > 0 && s[0] == '-') {
+        msg = "negative durations are not allowed";
+        goto fail;
+    }
+    while (i < len && s[i] >= '0' && s[i] <= '9') {
+        i++;
+    }
+    int_end = i;
+    if (int_end == 0) {
+        msg = "expected a number followed by a unit (us, ms, s)";
+        goto fail;
+    }
+    if (i < len && s[i] == '.') {
+        frac = ++i;
+        while (i < len && s[i] >= '0' && s[i] <= '9') {
+            i++;
+        }
+        frac_end = i;
+        if (frac_end == frac) {
+            msg = "expected digits after '.'";
+            goto fail;
+        }
+    }
+    if (i == len) {
+        msg = "missing unit (us, ms, s)";
+        goto fail;
+    }
+    for (size_t u = 0; u < sizeof(units) / sizeof(units[0]); u++) {
+        if (seq_eq(s + i, len - i, units[u].name)) {
+            mult = units[u].us;
+        }
+    }
+    if (mult == 0) {
+        msg = "unknown unit (use us, ms or s)";
+        goto fail;
+    }
+    for (size_t k = 0; k < int_end; k++) {
+        unsigned d = (unsigned)(s[k] - '0');
+        if (whole > (UINT64_MAX - d) / 10) {
+            msg = "too large";
+            goto fail;
+        }
+        whole = 10 * whole + d;
+    }
+    if (whole > UINT64_MAX / mult) {
+        msg = "too large";
+        goto fail;
+    }
+    total = whole * mult;
+    /* Each fraction digit is worth a tenth of the one before; once that
+     * is below a microsecond only zeros may follow. */
+    for (size_t k = frac; frac != 0 && k < frac_end; k++) {
+        unsigned d = (unsigned)(s[k] - '0');
+        if (mult % 10 != 0) {
+            if (d != 0) {
+                msg = "finer than a microsecond";
+                goto fail;
+            }
+            continue;
+        }
+        mult /= 10;
+        if (total > UINT64_MAX - d * mult) {
+            msg = "too large";
+            goto fail;
+        }
+        total += d * mult;
+    }
+    *us = total;
+    return 0;
+fail:
+    if (why != NULL) {
+        *why = msg;
+    }
+    return -1;
+}
+
+/*
+ * // (digit+ ['.' digit*] | '.' digit+) ['%']
+ * The range check is exact (integers); the value is then one division.
+ */
+int config_parse_probability(const char *s, size_t len, double *p,
+                             const char **why)
+{
+    /* Fraction digits past this are ignored: 1e-17 is below a double's
+     * resolution near 1, and 100 * 10^17 still fits in 64 bits. */
+    enum { FRAC_MAX = 17 };
+    const char *msg = NULL;
+    size_t i = 0;
+    size_t digits = 0;
+    uint64_t num = 0;
+    uint64_t den = 1;
+    size_t nfrac = 0;
+    bool percent = false;
+
+    if (len > 0 && s[0] == '-') {
+        msg = "negative";
+        goto fail;
+    }
+    while (i < len && s[i] >= '0' && s[i] <= '9') {
+        num = 10 * num + (unsigned)(s[i] - '0');
+        if (num > 100) {
+            msg = "out of range";
+            goto fail;
+        }
+        i++;
+        digits++;
+    }
+    if (i < len && s[i] == '.') {
+        i++;
+        while (i < len && s[i] >= '0' && s[i] <= '9') {
+            if (nfrac < FRAC_MAX) {
+                num = 10 * num + (unsigned)(s[i] - '0');
+                den *= 10;
+                nfrac++;
+            }
+            i++;
+            digits++;
+        }
+    }
+    if (i < len && s[i] == '%') {
+        percent = true;
+        i++;
+    }
+    if (digits == 0 || i != len) {
+        msg = "not a number";
+        goto fail;
+    }
+    if (percent) {
+        den *= 100;
+    }
+    if (num > den) {
+        msg = "out of range";
+        goto fail;
+    }
+    *p = (double)num / (double)den;
+    return 0;
+fail:
+    if (why != NULL) {
+        *why = msg;
+    }
+    return -1;
+}

@@ -11,14 +11,18 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
 
+#include "mcfault/fault.h"
 #include "mcfault/log.h"
 #include "mcfault/proto.h"
 #include "mcfault/reply.h"
+#include "mcfault/rules.h"
 
 /* One recv reads at most this much; a full read is followed by another, up
  * to CONN_READS_MAX times, so big values need few loop turns. */
@@ -30,9 +34,11 @@
 #define CONN_WATER_LOW (256 * 1024)
 /* The FIFO starts with this many slots and doubles when full. */
 #define CONN_FIFO_INIT 16
+/* Keys of a command the rule table sees without allocating; more grow
+ * conn.keys. */
+#define CONN_KEYS_INIT 32
 
 static const char barrier_cmd[] = "mn\r\n";
-static const char injected_reply[] = "SERVER_ERROR mcfault injected\r\n";
 
 /*
  * In-flight entries, oldest first:
@@ -43,15 +49,34 @@ static const char injected_reply[] = "SERVER_ERROR mcfault injected\r\n";
  * - BARRIER: an "mn" closing the GROUP before it; its MN ends the group and
  *   is stripped when the proxy injected it;
  * - LOCAL: a reply made by the proxy, held in conn.local until its turn.
+ * Faults add three more, which act when they reach the head:
+ * - DELAY: hold every reply behind it until a time (forward: true delay);
+ * - DROP: close the connection (drop);
+ * - HANG: swallow every reply from here on (hang).
+ * A ONE or GROUP marked swallow is a forwarded command whose reply a fault
+ * replaces: it is framed as usual and discarded.
  */
-enum entry_type { E_ONE = 0, E_GROUP, E_BARRIER, E_LOCAL };
+enum entry_type {
+    E_ONE = 0,
+    E_GROUP,
+    E_BARRIER,
+    E_LOCAL,
+    E_DELAY,
+    E_DROP,
+    E_HANG
+};
 
 struct entry {
     uint8_t type;
-    uint8_t kind;  /* E_ONE: enum proto_reply */
-    uint8_t strip; /* E_BARRIER: injected by us */
-    uint32_t len;  /* E_LOCAL: reply bytes in conn.local */
+    uint8_t kind;    /* E_ONE: enum proto_reply */
+    uint8_t strip;   /* E_BARRIER: injected by us */
+    uint8_t swallow; /* E_ONE, E_GROUP: discard the reply */
+    uint32_t len;    /* E_LOCAL: reply bytes in conn.local */
+    uint64_t until;  /* E_DELAY: monotonic microseconds */
 };
+
+/* What a forward: true fault does once the command is on its way. */
+enum post_fx { FX_NONE = 0, FX_ERROR, FX_DROP, FX_HANG };
 
 enum conn_mode {
     MODE_TEXT = 0, /* parse and frame */
@@ -78,6 +103,8 @@ struct conn {
     bool upstream_eof; /* no more replies will come */
     bool stop_parsing; /* quit or an over-long line: ignore the rest */
     bool ushut;        /* upstream write side shut after client EOF */
+    bool in_paused;    /* a delay rule holds the current command */
+    bool dropping;     /* a drop rule fired: flush what is owed, close */
     enum conn_mode mode;
     struct evbuffer *cin;   /* from client, not yet forwarded */
     struct evbuffer *uout;  /* to upstream */
@@ -91,6 +118,13 @@ struct conn {
     bool data_local;   /* the current data block is dropped, not sent */
     uint32_t deferred; /* local reply bytes waiting for the data block */
     bool has_deferred;
+    uint8_t post;            /* enum post_fx waiting for the data block */
+    uint32_t post_len;       /* FX_ERROR: reply bytes in conn.local */
+    struct event *in_timer;  /* ends in_paused */
+    struct event *out_timer; /* wakes a DELAY entry at the head */
+    struct proto_tok *keys;  /* the current command's keys, for rules */
+    uint32_t keys_cap;
+    char keybuf[PROTO_KEY_MAX + 1]; /* a base64 key, decoded */
     size_t resp_fwd; /* bytes at the head of uin owed to the client */
     bool group_open; /* the FIFO tail is a GROUP without a barrier */
     struct entry *fifo;
@@ -157,8 +191,9 @@ static void ev_set(struct event *ev, bool *on, bool want)
  * over the high mark (resuming under the low mark). */
 static void conn_update_reads(struct conn *c)
 {
-    size_t uo = evbuffer_get_length(c->uout);
-    size_t co = evbuffer_get_length(c->cout);
+    /* Held input (a delay) and held replies count as well. */
+    size_t uo = evbuffer_get_length(c->uout) + evbuffer_get_length(c->cin);
+    size_t co = evbuffer_get_length(c->cout) + evbuffer_get_length(c->uin);
     bool want_c = !c->client_eof &&
                   (c->cread_on ? uo <= CONN_WATER_HIGH : uo < CONN_WATER_LOW);
     bool want_u = !c->upstream_eof &&
@@ -218,16 +253,85 @@ static void resp_flush(struct conn *c)
     }
 }
 
-/* Emits the proxy-made replies at the head of the FIFO. */
-static void emit_locals(struct conn *c)
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void timer_arm(struct conn *c, struct event **ev, event_callback_fn fn,
+                      uint64_t us)
+{
+    struct timeval tv = {.tv_sec = (time_t)(us / 1000000u),
+                         .tv_usec = (suseconds_t)(us % 1000000u)};
+
+    if (*ev == NULL && (*ev = evtimer_new(c->px->base, fn, c)) == NULL) {
+        log_msg(LOG_ERROR, "conn %d: out of memory for a timer", c->cfd);
+        return;
+    }
+    evtimer_add(*ev, &tv);
+}
+
+/* Moves a proxy-made reply of len bytes from conn.local to the client. */
+static void emit_local(struct conn *c, uint32_t len)
+{
+    if (log_enabled(LOG_TRACE) && len > 2) {
+        const char *text = (const char *)evbuffer_pullup(c->local, len);
+        log_trace('>', c->cfd, text, len - 2);
+    }
+    evbuffer_remove_buffer(c->local, c->cout, len);
+}
+
+/* A drop fired: what is owed is flushed, then both sides close. */
+static void conn_begin_drop(struct conn *c)
+{
+    c->dropping = true;
+    c->stop_parsing = true;
+    c->client_eof = true;
+    c->upstream_eof = true;
+}
+
+static void on_out_timer(evutil_socket_t fd, short what, void *arg);
+
+/* Acts on the entries at the head of the FIFO that the proxy made.
+ * Returns false when replies must not flow now (a delay is pending, the
+ * connection hangs or is being dropped). */
+static bool run_head(struct conn *c)
 {
     struct entry *e;
 
-    while ((e = fifo_head(c)) != NULL && e->type == E_LOCAL) {
-        resp_flush(c);
-        evbuffer_remove_buffer(c->local, c->cout, e->len);
-        fifo_pop(c);
+    while ((e = fifo_head(c)) != NULL) {
+        switch (e->type) {
+        case E_LOCAL:
+            resp_flush(c);
+            emit_local(c, e->len);
+            fifo_pop(c);
+            break;
+        case E_DELAY: {
+            uint64_t now = now_us();
+            if (now < e->until) {
+                resp_flush(c);
+                timer_arm(c, &c->out_timer, on_out_timer, e->until - now);
+                return false;
+            }
+            fifo_pop(c);
+            break;
+        }
+        case E_DROP:
+            resp_flush(c);
+            conn_begin_drop(c);
+            return false;
+        case E_HANG:
+            resp_flush(c);
+            evbuffer_drain(c->uin, evbuffer_get_length(c->uin));
+            return false;
+        default:
+            return true;
+        }
     }
+    return true;
 }
 
 static enum reply_kind expected_kind(struct conn *c)
@@ -247,8 +351,9 @@ static void enter_tunnel(struct conn *c)
     c->stop_parsing = false;
 }
 
-/* A reply (or, for groups, one line of it) has ended. */
-static void reply_done(struct conn *c)
+/* A reply (or, for groups, one line of it) has ended; a swallowed one is
+ * already gone from uin. */
+static void reply_done(struct conn *c, bool swallow)
 {
     struct entry *e = fifo_head(c);
 
@@ -262,7 +367,7 @@ static void reply_done(struct conn *c)
     if (e->type == E_GROUP && c->framer.line == REPLY_LINE_MN &&
         c->fifo_len > 1 && fifo_at(c, 1)->type == E_BARRIER) {
         bool strip = fifo_at(c, 1)->strip;
-        if (strip) {
+        if (strip && !swallow) {
             size_t n = c->framer.line_len;
             c->resp_fwd -= n;
             resp_flush(c);
@@ -276,8 +381,13 @@ static void reply_done(struct conn *c)
 /* Frames what arrived from upstream and passes it on in order. */
 static void process_upstream(struct conn *c)
 {
+    if (c->dropping) {
+        return;
+    }
     for (;;) {
-        emit_locals(c);
+        if (!run_head(c)) {
+            break;
+        }
         if (c->mode == MODE_TUNNEL) {
             c->resp_fwd = evbuffer_get_length(c->uin);
             break;
@@ -289,6 +399,11 @@ static void process_upstream(struct conn *c)
         if (reply_idle(&c->framer)) {
             reply_expect(&c->framer, expected_kind(c));
         }
+        struct entry *h = fifo_head(c);
+        bool swallow = h != NULL && h->swallow;
+        if (swallow) {
+            resp_flush(c);
+        }
         struct evbuffer_ptr ptr;
         struct evbuffer_iovec v;
         evbuffer_ptr_set(c->uin, &ptr, c->resp_fwd, EVBUFFER_PTR_SET);
@@ -298,11 +413,15 @@ static void process_upstream(struct conn *c)
         size_t used;
         enum reply_event ev =
             reply_feed(&c->framer, v.iov_base, v.iov_len, &used);
-        c->resp_fwd += used;
+        if (swallow) {
+            evbuffer_drain(c->uin, used);
+        } else {
+            c->resp_fwd += used;
+        }
         if (ev == REPLY_AGAIN) {
             continue;
         }
-        if (log_enabled(LOG_TRACE) &&
+        if (log_enabled(LOG_TRACE) && !swallow &&
             !(c->framer.line == REPLY_LINE_MN && c->fifo_len > 1 &&
               fifo_head(c)->type == E_GROUP && fifo_at(c, 1)->strip)) {
             const char *text;
@@ -310,7 +429,7 @@ static void process_upstream(struct conn *c)
             log_trace('>', c->cfd, text, n);
         }
         if (ev == REPLY_DONE) {
-            reply_done(c);
+            reply_done(c, swallow);
         } else if (ev == REPLY_RAW) {
             if (fifo_head(c) != NULL) {
                 fifo_pop(c);
@@ -371,7 +490,7 @@ static int enqueue_forward(struct conn *c, const struct proto_cmd *cmd)
 static int enqueue_local(struct conn *c, uint32_t len)
 {
     if (c->fifo_len == 0) {
-        evbuffer_remove_buffer(c->local, c->cout, len);
+        emit_local(c, len);
         return 0;
     }
     if (close_group(c, true) != 0) {
@@ -381,48 +500,353 @@ static int enqueue_local(struct conn *c, uint32_t len)
     return fifo_push(c, e);
 }
 
-/* The place where a fault decision is taken for each command. Returns true
- * when the proxy answers the command itself (the reply, possibly empty, is
- * appended to conn.local and its length stored in *len). */
-static bool decide_local(struct conn *c, const struct proto_cmd *cmd,
+/* Puts a fault entry (DROP, HANG) in line behind the commands in flight;
+ * a drop with nothing in flight happens at once. */
+static int enqueue_fault(struct conn *c, enum entry_type type)
+{
+    if (type == E_DROP && c->fifo_len == 0) {
+        conn_begin_drop(c);
+        return 0;
+    }
+    if (close_group(c, true) != 0) {
+        return -1;
+    }
+    struct entry e = {.type = (uint8_t)type};
+    return fifo_push(c, e);
+}
+
+/* Appends a reply made by render() to conn.local; returns its length. */
+static uint32_t local_add(struct conn *c, const char *text, size_t n)
+{
+    if (n == 0 || evbuffer_add(c->local, text, n) != 0) {
+        return 0;
+    }
+    return (uint32_t)n;
+}
+
+/* Testing aid (--debug-inject): keys with the prefix get SERVER_ERROR. */
+static bool debug_inject(struct conn *c, const struct proto_cmd *cmd,
                          uint32_t *len)
 {
+    static const char msg[] = "SERVER_ERROR mcfault injected";
     const struct proxy *px = c->px;
     size_t pos = 0;
     struct proto_tok key;
+    char out[sizeof(msg) + FAULT_ECHO_MAX + 2];
 
     if (px->inject_prefix == NULL || !proto_cmd_next_key(cmd, &pos, &key) ||
         key.len < px->inject_len ||
         memcmp(cmd->line + key.off, px->inject_prefix, px->inject_len) != 0) {
         return false;
     }
-    bool meta = cmd->reply == PROTO_REPLY_META;
-    if (cmd->noreply && !meta) {
-        *len = 0; /* memcached sends nothing for classic noreply */
-        return true;
-    }
-    evbuffer_add(c->local, injected_reply, sizeof(injected_reply) - 1);
-    *len = sizeof(injected_reply) - 1;
+    size_t n = fault_render_error(cmd, msg, sizeof(msg) - 1, out, sizeof(out));
+    *len = local_add(c, out, n);
     return true;
+}
+
+/* Collects the keys of cmd for the rule table (a base64 key decoded).
+ * Returns -1 when out of memory. */
+static int collect_keys(struct conn *c, const struct proto_cmd *cmd,
+                        struct rules_subject *s)
+{
+    size_t pos = 0;
+    struct proto_tok key;
+    size_t n = 0;
+
+    s->key_base = cmd->line;
+    while (proto_cmd_next_key(cmd, &pos, &key)) {
+        if (n == c->keys_cap) {
+            uint32_t cap = c->keys_cap ? c->keys_cap * 2 : CONN_KEYS_INIT;
+            struct proto_tok *k = realloc(c->keys, sizeof(*k) * cap);
+            if (k == NULL) {
+                return -1;
+            }
+            c->keys = k;
+            c->keys_cap = cap;
+        }
+        c->keys[n++] = key;
+    }
+    size_t dlen;
+    if (n == 1 && cmd->key_base64 &&
+        fault_b64_decode(cmd->line + c->keys[0].off, c->keys[0].len, c->keybuf,
+                         sizeof(c->keybuf), &dlen)) {
+        s->key_base = c->keybuf;
+        c->keys[0].off = 0;
+        c->keys[0].len = (uint32_t)dlen;
+    }
+    s->keys = c->keys;
+    s->nkeys = n;
+    return 0;
+}
+
+/* Logs a fault that fired: -v text, and a JSON line for --event-log. */
+static void log_fault(struct conn *c, const struct rule *r,
+                      const struct rules_subject *s)
+{
+    if (!log_enabled(LOG_INFO) && !log_event_enabled()) {
+        return;
+    }
+    /* The first key the rule matched (the command's first key for rules
+     * on keyless commands). */
+    size_t ki = 0;
+    while (ki + 1 < s->nkeys &&
+           !rule_key_match(r, s->key_base + s->keys[ki].off, s->keys[ki].len)) {
+        ki++;
+    }
+    const char *key = s->nkeys > 0 ? s->key_base + s->keys[ki].off : "";
+    size_t klen = s->nkeys > 0 ? s->keys[ki].len : 0;
+    const char *act = rule_action_name(r->action);
+    /* Escaping makes a byte at most 6 bytes (\u00HH); rule and proxy names
+     * are at most 128 bytes (config.c), keys PROTO_KEY_MAX, a command
+     * name at most a line. */
+    char k[PROTO_KEY_MAX * 6 + 8];
+    char name[PROTO_LINE_MAX * 6 + 8];
+
+    if (log_enabled(LOG_INFO)) {
+        log_msg(LOG_INFO, "conn %d: fault %s rule '%s' %s%s: %s%s%s", c->cfd,
+                c->px->name, r->name, act, r->forward ? " (forward)" : "",
+                log_printable(s->name, s->name_len, name, sizeof(name)),
+                klen > 0 ? " " : "", log_printable(key, klen, k, sizeof(k)));
+    }
+    if (log_event_enabled()) {
+        char line[sizeof(k) + sizeof(name) + 2048];
+        char rn[128 * 6 + 8];
+        char pn[128 * 6 + 8];
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        snprintf(
+            line, sizeof(line),
+            "{\"time\":%lld.%06ld,\"proxy\":\"%s\",\"conn\":%d,"
+            "\"rule\":\"%s\",\"action\":\"%s\",\"forward\":%s,"
+            "\"command\":\"%s\",\"key\":\"%s\",\"keys\":%zu}",
+            (long long)ts.tv_sec, ts.tv_nsec / 1000,
+            log_json_escape(c->px->name, strlen(c->px->name), pn, sizeof(pn)),
+            c->cfd, log_json_escape(r->name, strlen(r->name), rn, sizeof(rn)),
+            act, r->forward ? "true" : "false",
+            log_json_escape(s->name, s->name_len, name, sizeof(name)),
+            log_json_escape(key, klen, k, sizeof(k)), s->nkeys);
+        log_event(line);
+    }
+}
+
+/* Answers cmd with the len bytes at the end of conn.local (possibly none)
+ * instead of forwarding it; a data block is swallowed first. */
+static int answer_local(struct conn *c, const struct proto_cmd *cmd,
+                        size_t line_bytes, uint32_t len)
+{
+    req_flush(c);
+    evbuffer_drain(c->cin, line_bytes);
+    if (cmd->data_len > 0) {
+        /* Answer after the data block, as memcached does. */
+        c->data_local = true;
+        c->deferred = len;
+        c->has_deferred = true;
+        return 0;
+    }
+    return len > 0 ? enqueue_local(c, len) : 0;
+}
+
+/* What a forward: true fault does once the command (and its data block)
+ * is on its way: its reply is swallowed (marked when it was queued), then
+ * the fault's entry follows. */
+static int run_post(struct conn *c)
+{
+    enum post_fx fx = (enum post_fx)c->post;
+
+    c->post = FX_NONE;
+    switch (fx) {
+    case FX_ERROR:
+        if (close_group(c, true) != 0) {
+            return -1;
+        }
+        return c->post_len > 0 ? enqueue_local(c, c->post_len) : 0;
+    case FX_DROP:
+        c->stop_parsing = true;
+        return enqueue_fault(c, E_DROP);
+    case FX_HANG:
+        c->stop_parsing = true;
+        return enqueue_fault(c, E_HANG);
+    case FX_NONE:
+        break;
+    }
+    return 0;
+}
+
+/* forward: true for error, drop, hang: the command goes to memcached; its
+ * reply is framed and discarded (a noreply or quiet command is fenced with
+ * a barrier so its replies, if any, are known), then fx acts. */
+static int forward_then(struct conn *c, const struct proto_cmd *cmd,
+                        size_t line_bytes, enum post_fx fx, uint32_t len)
+{
+    if (close_group(c, true) != 0) {
+        return -1;
+    }
+    c->data_local = false;
+    c->req_fwd += line_bytes;
+    struct entry e = {.type = E_ONE, .kind = (uint8_t)cmd->reply, .swallow = 1};
+    if (cmd->noreply) {
+        e.type = E_GROUP;
+        c->group_open = true;
+    }
+    if (fifo_push(c, e) != 0) {
+        return -1;
+    }
+    c->post = (uint8_t)fx;
+    c->post_len = len;
+    return cmd->data_len > 0 ? 0 : run_post(c);
+}
+
+static void on_in_timer(evutil_socket_t fd, short what, void *arg);
+
+/* A delay of d microseconds: with forward, a DELAY entry holds the replies
+ * from this command on; without, the command and everything after it wait
+ * in cin (other connections go on). */
+static int apply_delay(struct conn *c, const struct proto_cmd *cmd,
+                       size_t line_bytes, const struct rule *r)
+{
+    uint64_t d = r->delay_us;
+    c->data_local = false;
+    if (r->jitter_us > 0) {
+        uint64_t span = 2 * r->jitter_us + 1;
+        uint64_t j = rules_random(c->px->rules) % span;
+        d = d + j >= r->jitter_us ? d + j - r->jitter_us : 0;
+    }
+    if (r->forward) {
+        if (close_group(c, true) != 0) {
+            return -1;
+        }
+        struct entry e = {.type = E_DELAY, .until = now_us() + d};
+        if (fifo_push(c, e) != 0) {
+            return -1;
+        }
+        c->req_fwd += line_bytes;
+        return enqueue_forward(c, cmd);
+    }
+    req_flush(c);
+    c->req_fwd = line_bytes;
+    c->in_paused = true;
+    timer_arm(c, &c->in_timer, on_in_timer, d);
+    return enqueue_forward(c, cmd);
+}
+
+/* miss on get/gets/gat/gats: the keys r matches are dropped from the line
+ * (memcached omits misses); when none is left, or for mg, the proxy
+ * answers the miss itself. */
+static int apply_miss(struct conn *c, const struct proto_cmd *cmd,
+                      size_t line_bytes, const struct rule *r,
+                      const struct rules_subject *s)
+{
+    char out[FAULT_ECHO_MAX + 8];
+    size_t kept = 0;
+
+    if (cmd->op != PROTO_OP_MG) {
+        for (size_t i = 0; i < s->nkeys; i++) {
+            const struct proto_tok *k = &s->keys[i];
+            if (!rule_key_match(r, s->key_base + k->off, k->len)) {
+                c->keys[kept++] = *k; /* s->keys is conn.keys */
+            }
+        }
+    }
+    if (kept == 0) {
+        size_t n = fault_render_miss(cmd, out, sizeof(out));
+        return answer_local(c, cmd, line_bytes, local_add(c, out, n));
+    }
+    /* "get a b c" becomes "get a c": the prefix up to the first key as the
+     * client wrote it, then the kept keys. */
+    req_flush(c);
+    uint32_t first = cmd->tok[cmd->key_index].off;
+    evbuffer_add(c->uout, cmd->line, first);
+    for (size_t i = 0; i < kept; i++) {
+        if (i > 0) {
+            evbuffer_add(c->uout, " ", 1);
+        }
+        evbuffer_add(c->uout, cmd->line + s->keys[i].off, s->keys[i].len);
+    }
+    evbuffer_add(c->uout, "\r\n", 2);
+    evbuffer_drain(c->cin, line_bytes);
+    c->data_local = false;
+    return enqueue_forward(c, cmd);
+}
+
+/* Applies the rule that fired for cmd. */
+static int apply_rule(struct conn *c, const struct proto_cmd *cmd,
+                      size_t line_bytes, const struct rule *r,
+                      struct rules_subject *s)
+{
+    char out[1024 + FAULT_ECHO_MAX];
+    uint32_t len = 0;
+
+    log_fault(c, r, s);
+    switch (r->action) {
+    case RULE_ERROR: {
+        char *buf = out;
+        size_t cap = r->message_len + FAULT_ECHO_MAX + 2;
+        if (cap > sizeof(out) && (buf = malloc(cap)) == NULL) {
+            return -1;
+        }
+        size_t n =
+            fault_render_error(cmd, r->message, r->message_len, buf, cap);
+        len = local_add(c, buf, n);
+        if (buf != out) {
+            free(buf);
+        }
+        if (r->forward) {
+            return forward_then(c, cmd, line_bytes, FX_ERROR, len);
+        }
+        return answer_local(c, cmd, line_bytes, len);
+    }
+    case RULE_DELAY:
+        return apply_delay(c, cmd, line_bytes, r);
+    case RULE_DROP:
+    case RULE_HANG: {
+        enum entry_type t = r->action == RULE_DROP ? E_DROP : E_HANG;
+        if (r->forward) {
+            return forward_then(c, cmd, line_bytes,
+                                t == E_DROP ? FX_DROP : FX_HANG, 0);
+        }
+        req_flush(c);
+        evbuffer_drain(c->cin, line_bytes);
+        c->stop_parsing = true; /* the rest of the input is never read */
+        return enqueue_fault(c, t);
+    }
+    case RULE_MISS:
+        return apply_miss(c, cmd, line_bytes, r, s);
+    case RULE__COUNT:
+        break;
+    }
+    return 0;
+}
+
+/* Asks the rule table about cmd; NULL: forward untouched. quit and lines
+ * memcached closes on are never faulted. */
+static const struct rule *decide(struct conn *c, const struct proto_cmd *cmd,
+                                 struct rules_subject *s)
+{
+    if (c->px->rules == NULL || cmd->reply == PROTO_REPLY_NONE) {
+        return NULL;
+    }
+    s->op = cmd->op;
+    s->name = cmd->line + cmd->name.off;
+    s->name_len = cmd->name.len;
+    if (collect_keys(c, cmd, s) != 0) {
+        return NULL;
+    }
+    return rules_decide(c->px->rules, s);
 }
 
 static int handle_cmd(struct conn *c, const struct proto_cmd *cmd,
                       size_t line_bytes)
 {
     uint32_t len = 0;
+    struct rules_subject s;
+    const struct rule *r;
 
     log_trace('<', c->cfd, cmd->line, cmd->line_len);
-    if (decide_local(c, cmd, &len)) {
-        req_flush(c);
-        evbuffer_drain(c->cin, line_bytes);
-        if (cmd->data_len > 0) {
-            /* Answer after the data block, as memcached does. */
-            c->data_local = true;
-            c->deferred = len;
-            c->has_deferred = true;
-            return 0;
-        }
-        return len > 0 ? enqueue_local(c, len) : 0;
+    if ((r = decide(c, cmd, &s)) != NULL) {
+        return apply_rule(c, cmd, line_bytes, r, &s);
+    }
+    if (debug_inject(c, cmd, &len)) {
+        return answer_local(c, cmd, line_bytes, len);
     }
     c->data_local = false;
     c->req_fwd += line_bytes;
@@ -438,6 +862,9 @@ static int handle_data(struct conn *c, size_t n)
 {
     if (!c->data_local) {
         c->req_fwd += n;
+        if (proto_data_left(&c->parser) == 0 && c->post != FX_NONE) {
+            return run_post(c);
+        }
         return 0;
     }
     evbuffer_drain(c->cin, n);
@@ -462,6 +889,9 @@ static int process_client(struct conn *c)
     struct proto_cmd cmd;
 
     for (;;) {
+        if (c->in_paused) {
+            return 0; /* the held command's line stays in cin */
+        }
         if (c->mode == MODE_TUNNEL) {
             c->req_fwd = evbuffer_get_length(c->cin);
             break;
@@ -609,6 +1039,39 @@ static void on_upstream_read(evutil_socket_t fd, short what, void *arg)
     conn_check_done(c);
 }
 
+/* A delay without forward is over: the held command goes, and what the
+ * client sent behind it. */
+static void on_in_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    (void)fd;
+    (void)what;
+
+    c->in_paused = false;
+    if (process_client(c) != 0) {
+        log_msg(LOG_ERROR, "conn %d: out of memory", c->cfd);
+        c->upstream_eof = true;
+        c->client_dead = true;
+    }
+    flush_upstream(c);
+    flush_client(c);
+    conn_update_reads(c);
+    conn_check_done(c);
+}
+
+/* A DELAY entry's time has come: replies flow again. */
+static void on_out_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    (void)fd;
+    (void)what;
+
+    process_upstream(c);
+    flush_client(c);
+    conn_update_reads(c);
+    conn_check_done(c);
+}
+
 static void on_client_write(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
@@ -654,7 +1117,8 @@ static void on_upstream_write(evutil_socket_t fd, short what, void *arg)
  */
 static void conn_check_done(struct conn *c)
 {
-    bool sent = evbuffer_get_length(c->uout) == 0;
+    /* Held input is not sent yet. */
+    bool sent = evbuffer_get_length(c->uout) == 0 && !c->in_paused;
 
     if (c->client_eof && !c->upstream_eof && sent) {
         if (!c->uconnected) {
@@ -675,6 +1139,13 @@ static void conn_check_done(struct conn *c)
         process_upstream(c);
         flush_client(c);
         if (evbuffer_get_length(c->cout) > 0) {
+            return;
+        }
+        /* Replies held by a forward: true delay are still owed: the output
+         * timer comes back here. */
+        struct entry *h = fifo_head(c);
+        if (h != NULL && h->type == E_DELAY && !c->client_dead &&
+            evbuffer_get_length(c->uin) > 0) {
             return;
         }
     }
@@ -699,6 +1170,12 @@ static void conn_free(struct conn *c)
     event_free(c->cwrite);
     event_free(c->uread);
     event_free(c->uwrite);
+    if (c->in_timer) {
+        event_free(c->in_timer);
+    }
+    if (c->out_timer) {
+        event_free(c->out_timer);
+    }
     evbuffer_free(c->cin);
     evbuffer_free(c->cout);
     evbuffer_free(c->uin);
@@ -706,6 +1183,7 @@ static void conn_free(struct conn *c)
     evbuffer_free(c->local);
     proto_deinit(&c->parser);
     free(c->fifo);
+    free(c->keys);
     close(c->cfd);
     if (c->ufd >= 0) {
         close(c->ufd);

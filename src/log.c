@@ -5,6 +5,8 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 int log_level = LOG_ERROR;
 
@@ -43,4 +45,111 @@ void log_trace(char dir, int fd, const char *text, size_t len)
         buf[n++] = '.';
     }
     fprintf(stderr, "%c%d %.*s\n", dir, fd, (int)n, buf);
+}
+
+char *log_printable(const char *s, size_t n, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+
+    for (size_t i = 0; i < n && o + 5 < cap; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch >= 0x20 && ch < 0x7f && ch != '\\') {
+            out[o++] = (char)ch;
+        } else {
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hex[ch >> 4];
+            out[o++] = hex[ch & 15];
+        }
+    }
+    if (cap > 0) {
+        out[o < cap ? o : cap - 1] = '\0';
+    }
+    return out;
+}
+
+char *log_json_escape(const char *s, size_t n, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+
+    for (size_t i = 0; i < n && o + 7 < cap; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)ch;
+        } else if (ch >= 0x20 && ch < 0x7f) {
+            out[o++] = (char)ch;
+        } else {
+            memcpy(out + o, "\\u00", 4);
+            o += 4;
+            out[o++] = hex[ch >> 4];
+            out[o++] = hex[ch & 15];
+        }
+    }
+    if (cap > 0) {
+        out[o < cap ? o : cap - 1] = '\0';
+    }
+    return out;
+}
+
+static FILE *event_file;
+static char *event_path;
+
+int log_event_open(const char *path)
+{
+    FILE *f = fopen(path, "a");
+
+    if (f == NULL) {
+        return -1;
+    }
+    setvbuf(f, NULL, _IOLBF, 0);
+    char *p = strdup(path);
+    if (p == NULL) {
+        fclose(f);
+        return -1;
+    }
+    log_event_close();
+    event_file = f;
+    event_path = p;
+    return 0;
+}
+
+int log_event_reopen(void)
+{
+    if (event_path == NULL) {
+        return 0;
+    }
+    FILE *f = fopen(event_path, "a");
+    if (f == NULL) {
+        return -1;
+    }
+    setvbuf(f, NULL, _IOLBF, 0);
+    fclose(event_file);
+    event_file = f;
+    return 0;
+}
+
+void log_event(const char *json)
+{
+    if (event_file != NULL) {
+        fputs(json, event_file);
+        fputc('\n', event_file);
+    }
+}
+
+void log_event_close(void)
+{
+    if (event_file != NULL) {
+        fclose(event_file);
+        event_file = NULL;
+    }
+    free(event_path);
+    event_path = NULL;
+}
+
+bool log_event_enabled(void)
+{
+    return event_file != NULL;
 }

@@ -561,6 +561,41 @@ static bool long_line_allowed(const char *s, size_t len)
            (len - i >= 5 && memcmp(s + i, "gets ", 5) == 0);
 }
 
+/*
+ * // length = bytes before the "\n", less a "\r" right before it;
+ * //          with no "\n" buffered yet: every byte buffered
+ * try_read_command_ascii closes once it holds more than PROTO_LINE_MAX bytes
+ * and no "\n". A "\r" that is the last byte buffered counts: memcached
+ * cannot know a "\n" follows. A "\r\n" that arrives with the line's last
+ * bytes does not. So the verdict depends on the reads only for a line of
+ * exactly PROTO_LINE_MAX bytes whose "\r" and "\n" come in different reads,
+ * as it does in memcached. The line is buf[0..take) after the p->buf_len
+ * bytes buffered by earlier calls; 'ended': a "\n" follows it in buf.
+ */
+static bool line_too_long(const struct proto_parser *p, const char *buf,
+                          size_t take, bool ended)
+{
+    size_t n = p->buf_len + take;
+
+    if (ended && n > 0) {
+        char last = take > 0 ? buf[take - 1] : p->buf[p->buf_len - 1];
+        if (last == '\r') {
+            n--;
+        }
+    }
+    if (n <= PROTO_LINE_MAX) {
+        return false;
+    }
+    char head[128];
+    size_t h = p->buf_len < sizeof(head) ? p->buf_len : sizeof(head);
+    if (h > 0) {
+        memcpy(head, p->buf, h);
+    }
+    size_t more = sizeof(head) - h < take ? sizeof(head) - h : take;
+    memcpy(head + h, buf, more);
+    return !long_line_allowed(head, h + more) || n > PROTO_GETLINE_MAX;
+}
+
 static int buf_append(struct proto_parser *p, const char *s, size_t n)
 {
     if (p->buf_len + n > p->buf_cap) {
@@ -607,27 +642,8 @@ enum proto_status proto_parse(struct proto_parser *p, const char *buf,
 
     const char *nl = memchr(buf, '\n', len);
     size_t take = nl ? (size_t)(nl - buf) : len;
-    /* Bytes of the line proper: a '\r' last may be half of "\r\n". */
-    size_t line_bytes = p->buf_len + take;
-    char last = take > 0 ? buf[take - 1]
-                         : (p->buf_len > 0 ? p->buf[p->buf_len - 1] : 0);
-    if (last == '\r') {
-        line_bytes--;
-    }
-    if (line_bytes > PROTO_LINE_MAX) {
-        /* Decided on the line's bytes alone, not on how they were split
-         * into reads, so the verdict is the same for any chunking. */
-        char head[128];
-        size_t h = p->buf_len < sizeof(head) ? p->buf_len : sizeof(head);
-        if (h > 0) {
-            memcpy(head, p->buf, h);
-        }
-        size_t more = sizeof(head) - h < take ? sizeof(head) - h : take;
-        memcpy(head + h, buf, more);
-        if (!long_line_allowed(head, h + more) ||
-            p->buf_len + take > PROTO_GETLINE_MAX) {
-            return PROTO_TOO_LONG;
-        }
+    if (line_too_long(p, buf, take, nl != NULL)) {
+        return PROTO_TOO_LONG;
     }
     if (nl == NULL) {
         if (buf_append(p, buf, len) != 0) {

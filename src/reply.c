@@ -1,7 +1,7 @@
 /*
- * Response framer: lines end at "\n" (memcached's metadump ends lines with
- * a bare "\n"), VALUE and VA lines carry a data block of the stated length,
- * and the expected reply kind says which line closes a reply.
+ * Response framer: lines end at "\r\n" (metadump's key= lines at "\n"),
+ * VALUE and VA lines carry a data block of the stated length, and the
+ * expected reply kind says which line closes a reply.
  */
 #include "mcfault/reply.h"
 
@@ -103,6 +103,59 @@ static void classify_line(struct reply_framer *r)
     }
 }
 
+/* The line so far (head, then s[0..n)) starts with p. head holds the
+ * line's first bytes, all of them while it is shorter than REPLY_HEAD_MAX. */
+static bool line_starts_with(const struct reply_framer *r, const char *s,
+                             size_t n, const char *p)
+{
+    size_t pn = strlen(p);
+
+    for (size_t i = 0; i < pn; i++) {
+        char c;
+        if (i < r->head_len) {
+            c = r->head[i];
+        } else if (i - r->head_len < n) {
+            c = s[i - r->head_len];
+        } else {
+            return false;
+        }
+        if (c != p[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * // line = byte* "\r\n" | "key=" byte* "\n"   (key=: in a LIST reply)
+ * The "\n" in s[0..n) that ends the current line, NULL if none does. Only
+ * "\r\n" ends a line: memcached 1.6.18 prints the decoded key of an item
+ * made by "mg <base64> b N<ttl>" raw, in meta replies with k ("VA 0 kab\ncd
+ * W") and in stats cachedump's ITEM lines, so a bare "\n" may sit inside a
+ * line. The key= lines of lru_crawler metadump end at a bare "\n" (their
+ * keys are URI-encoded, so they hold no other one).
+ */
+static const char *find_line_end(const struct reply_framer *r, const char *s,
+                                 size_t n)
+{
+    size_t from = 0;
+
+    while (from < n) {
+        const char *nl = memchr(s + from, '\n', n - from);
+        if (nl == NULL) {
+            return NULL;
+        }
+        size_t at = (size_t)(nl - s);
+        bool cr = at > 0 ? s[at - 1] == '\r' : r->last_cr;
+        if (cr || (r->kind == REPLY_KIND_LIST &&
+                   line_starts_with(r, s, at, "key="))) {
+            return nl;
+        }
+        from = at + 1;
+    }
+    return NULL;
+}
+
 /* A line and its data block are complete: does the reply go on? */
 static enum reply_event unit_done(struct reply_framer *r)
 {
@@ -165,7 +218,7 @@ enum reply_event reply_feed(struct reply_framer *r, const char *buf, size_t len,
         }
         const char *s = buf + used;
         size_t avail = len - used;
-        const char *nl = memchr(s, '\n', avail);
+        const char *nl = find_line_end(r, s, avail);
         size_t take = nl ? (size_t)(nl - s) + 1 : avail;
         size_t room = REPLY_HEAD_MAX - r->head_len;
         size_t copy = take < room ? take : room;

@@ -17,9 +17,9 @@
 
 /* One proxy: a listener, an upstream, its rules. */
 struct config_proxy {
-    char *name;     /* "default" for the single-proxy form unless given */
-    char *listen;   /* ADDR:PORT as written, NULL when absent */
-    char *upstream; /* HOST[:PORT] as written, NULL when absent */
+    char *name;         /* "default" for the single-proxy form unless given */
+    char *listen;       /* ADDR:PORT as written, NULL when absent */
+    char *upstream;     /* HOST[:PORT] as written, NULL when absent */
     struct rule *rules; /* owned; file order */
     size_t nrules;
     uint32_t line; /* where the proxy starts, 0 for the single form */

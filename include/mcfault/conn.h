@@ -15,10 +15,13 @@
 #include "mcfault/addr.h"
 
 struct conn;
+struct rules;
 
 /* One proxy: a listener, an upstream, and the connections between them. */
 struct proxy {
     struct event_base *base;
+    const char *name;    /* for logs and the event log */
+    struct rules *rules; /* NULL: no rules; swapped on reload */
     struct addr_spec upstream_spec;
     struct sockaddr_storage upstream;
     socklen_t upstream_len;    /* 0 until resolved */

@@ -69,8 +69,10 @@ bool reply_idle(const struct reply_framer *r);
 
 /*
  * Scans buf[0..len) and stops at the first line end (after its data block,
- * if any). *consumed tells how many bytes were used. Returns REPLY_DONE when
- * that line completed the reply, REPLY_LINE_DONE when more lines belong to
+ * if any). A line ends at "\r\n"; in a REPLY_KIND_LIST reply, a line that
+ * starts with "key=" (lru_crawler metadump) ends at its first "\n".
+ * *consumed tells how many bytes were used. Returns REPLY_DONE when that
+ * line completed the reply, REPLY_LINE_DONE when more lines belong to
  * it, REPLY_RAW when a watch was accepted, REPLY_AGAIN when buf ran out.
  * After a line event, r->line and r->head describe the line that ended.
  */

@@ -121,7 +121,8 @@ int rules_set_enabled(struct rules *t, const char *name, bool enabled);
  * gates decide: the first `after` matches pass, then it fires unless
  * `limit` fires were reached or the probability draw says no. A rule that
  * matches but does not fire lets the next rule try. A RULE_MISS rule is
- * only tried on retrievals (rule_op_is_retrieval). Returns the rule that
+ * only tried on retrievals (rule_op_is_retrieval) with at least one key.
+ * Returns the rule that
  * fired (fired++), or NULL: forward untouched.
  *
  * Cost: an index by command and by the first byte of each key glob keeps

@@ -1,10 +1,124 @@
-/* Stub: being written. */
+/*
+ * libFuzzer target for the config loader: config_parse on arbitrary bytes
+ * must return either a config that keeps every promise of config.h and
+ * rules.h, or at least one "NAME:..." message and an empty config; both are
+ * freed (leaks are findings). The input also goes to the two helpers.
+ */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mcfault/config.h"
+
+#define NAME "fuzz.yaml"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void check(bool ok)
+{
+    if (!ok) {
+        abort();
+    }
+}
+
+static void check_globs(const struct rule_glob *g, size_t n)
+{
+    check(n >= 1 && g != NULL);
+    for (size_t i = 0; i < n; i++) {
+        check(g[i].pat != NULL && g[i].pat[g[i].len] == '\0');
+    }
+}
+
+static void check_rule(const struct rule *r)
+{
+    check(r->name != NULL && r->name[0] != '\0');
+    check(r->line >= 1);
+    check_globs(r->cmds, r->ncmds);
+    check_globs(r->keys, r->nkeys);
+    check((unsigned)r->action < RULE__COUNT);
+    check((r->message != NULL) == (r->action == RULE_ERROR));
+    if (r->message != NULL) {
+        check(r->message_len > 0);
+        for (size_t i = 0; i < r->message_len; i++) {
+            char b = r->message[i];
+            check(b != '\r' && b != '\n' && b != '\0');
+        }
+    }
+    if (r->action != RULE_DELAY) {
+        check(r->delay_us == 0 && r->jitter_us == 0);
+    }
+    check(r->delay_us <= RULES_DELAY_MAX_US && r->jitter_us <= r->delay_us);
+    check(r->probability >= 0.0 && r->probability <= 1.0);
+    check(!(r->forward && r->action == RULE_MISS));
+    check(r->matched == 0 && r->fired == 0);
+}
+
+static void check_config(const struct config *cfg)
+{
+    check(cfg->nproxies >= 1 && cfg->proxies != NULL);
+    if (!cfg->has_seed) {
+        check(cfg->seed == 0);
+    }
+    for (size_t i = 0; i < cfg->nproxies; i++) {
+        const struct config_proxy *p = &cfg->proxies[i];
+        check(p->name != NULL && p->name[0] != '\0');
+        check((p->rules == NULL) == (p->nrules == 0));
+        if (p->line != 0) {
+            /* the proxies form: listen and upstream are required */
+            check(p->listen != NULL && p->upstream != NULL);
+        }
+        for (size_t j = 0; j < i; j++) {
+            check(strcmp(cfg->proxies[j].name, p->name) != 0);
+        }
+        for (size_t j = 0; j < p->nrules; j++) {
+            check_rule(&p->rules[j]);
+            for (size_t k = 0; k < j; k++) {
+                check(strcmp(p->rules[k].name, p->rules[j].name) != 0);
+            }
+        }
+    }
+}
+
+static void check_helpers(const char *s, size_t len)
+{
+    uint64_t us = 0;
+    double p = -1;
+    const char *why = NULL;
+
+    if (config_parse_duration(s, len, &us, &why) == 0) {
+        check(len >= 2 && s[0] >= '0' && s[0] <= '9' && s[len - 1] == 's');
+    } else {
+        check(why != NULL && why[0] != '\0');
+    }
+    why = NULL;
+    if (config_parse_probability(s, len, &p, &why) == 0) {
+        check(p >= 0.0 && p <= 1.0);
+    } else {
+        check(why != NULL && why[0] != '\0' && p == -1);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    (void)data;
-    (void)size;
+    const char *text = (const char *)data;
+    struct config cfg;
+    struct config_errors errs = {0};
+
+    int rc = config_parse(NAME, text, size, &cfg, &errs);
+    if (rc == 0) {
+        check(errs.n == 0);
+        check_config(&cfg);
+    } else {
+        check(rc == -1 && errs.n >= 1);
+        check(cfg.proxies == NULL && cfg.nproxies == 0 && cfg.admin == NULL);
+        for (size_t i = 0; i < errs.n; i++) {
+            check(strncmp(errs.msgs[i], NAME ":", strlen(NAME) + 1) == 0);
+        }
+    }
+    config_free(&cfg);
+    config_errors_free(&errs);
+    check_helpers(text, size);
     return 0;
 }

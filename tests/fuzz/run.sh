@@ -5,8 +5,6 @@
 #
 # Usage: tests/fuzz/run.sh [SECONDS]    (SECONDS per target, default 20)
 # BUILD_DIR   build directory (default: build-fuzz at the top of the repo)
-# FUZZ_SKIP_KNOWN_BUGS=1   relaxes the checks that fail on bugs already
-#             reported (marked KNOWN BUG in the targets), to look for others
 set -euo pipefail
 
 secs=${1:-20}

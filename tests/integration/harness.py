@@ -2,9 +2,8 @@
 # talks raw bytes to them, and compares what comes back.
 # Stdlib only; every test module under tests/integration imports this.
 
+import atexit
 import os
-import random
-import re
 import select
 import shutil
 import signal
@@ -14,7 +13,6 @@ import sys
 import tempfile
 import threading
 import time
-import unittest
 
 HOST = '127.0.0.1'
 MCFAULT_BIN = os.environ.get('MCFAULT_BIN', '/work/main/build/mcfault')
@@ -29,6 +27,19 @@ INJECT_REPLY = b'SERVER_ERROR mcfault injected\r\n'
 
 # Markers printed by sanitizers; any of them in mcfault's stderr fails a test.
 SANITIZER_MARKERS = ('Sanitizer', 'runtime error')
+
+# Every process started here, so that an interrupted run (ctest timeout,
+# ^C) does not leave any behind.
+_started = []
+
+
+def _kill_leftovers():
+    for p in _started:
+        if p.poll() is None:
+            p.kill()
+
+
+atexit.register(_kill_leftovers)
 
 _ports_handed_out = set()
 _ports_lock = threading.Lock()
@@ -103,6 +114,7 @@ class Memcached:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
+        _started.append(self.proc)
         wait_port(self.port, timeout, self.proc, 'memcached')
         return self
 
@@ -181,6 +193,7 @@ class Mcfault:
                                          stdout=fd, stderr=fd, env=env)
         finally:
             os.close(fd)
+        _started.append(self.proc)
         try:
             wait_port(self.port, timeout, self.proc, 'mcfault')
         except RuntimeError as e:
@@ -238,11 +251,22 @@ class Mcfault:
     def stop_and_check(self, sig=signal.SIGTERM):
         """Stops mcfault and raises AssertionError unless it exited with 0
         and its stderr holds no sanitizer report."""
+        alive = self.alive()
+        listening = alive and port_accepts(self.port)
         rc = self.stop(sig)
         problems = []
+        if not alive:
+            problems.append('mcfault had already exited (status %r) before '
+                            'it was sent %s' % (rc, sig.name))
+        elif not listening:
+            problems.append('mcfault was alive but no longer accepting '
+                            'connections before it was sent %s' % sig.name)
         if rc != 0:
+            how = rc
+            if isinstance(rc, int) and rc < 0:
+                how = 'killed by %s' % signal.Signals(-rc).name
             problems.append('exit status %r after %s (want 0)'
-                            % (rc, sig.name))
+                            % (how, sig.name))
         text = self._stderr_final or ''
         for m in SANITIZER_MARKERS:
             if m in text:

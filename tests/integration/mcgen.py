@@ -7,7 +7,6 @@
 import base64
 import random
 import re
-import socket
 
 import harness
 
@@ -94,9 +93,6 @@ class StreamGen:
         self.b64keys.append(b64(b'with space\r\nand newline'))
         self.cas = {}
         self.cas_hi = 1
-        # Commands generated so far, and when each key was last fetched.
-        self.ncmds = 0
-        self.fetched = {}
         self.pool = rng.randbytes(ITEM_MAX + 200000)
 
     # ---- building blocks
@@ -128,10 +124,6 @@ class StreamGen:
     # - strtoull runs over item data that is not NUL-terminated; on data made
     #   only of white space it reads past the item. So non-numbers in nkeys
     #   start with a letter and hold no white space.
-    def fetch(self, keys):
-        for k in keys:
-            self.fetched[k] = self.ncmds
-
     def arith_key(self):
         rng = self.rng
         if rng.random() < 0.9:
@@ -191,7 +183,8 @@ class StreamGen:
     def value(self, numeric=False):
         rng = self.rng
         if numeric and rng.random() < 0.8:
-            return rng.choice([b'0', b'1', b'10', b'99', b'18446744073709551615',
+            return rng.choice([b'0', b'1', b'10', b'99',
+                               b'18446744073709551615',
                                b'%d' % rng.randint(0, 10 ** 6)])
         if rng.random() < self.big_prob and not self.small:
             return self.big_value()
@@ -252,14 +245,12 @@ class StreamGen:
         if rng.random() < 0.1:
             keys.append(keys[0])
         sep = b'  ' if rng.random() < 0.05 else b' '
-        self.fetch(keys)
         return Unit(cmd + b' ' + sep.join(keys) + b'\r\n', keys, 'get')
 
     def u_gat(self):
         rng = self.rng
         cmd = rng.choice([b'gat', b'gats'])
         keys = [self.key() for _ in range(rng.choice([1, 1, 2, 4]))]
-        self.fetch(keys)
         return Unit(b'%s %s %s\r\n' % (cmd, self.ttl_for(keys),
                                        b' '.join(keys)), keys, 'get')
 
@@ -325,7 +316,6 @@ class StreamGen:
                                                b'2592001']))
             if rng.random() < 0.05:
                 fl.append(b'R' + rng.choice([b'30', b'100000']))
-        self.fetch([k])
         return Unit(b'mg ' + k + self.flags_line(fl) + b'\r\n', [k], 'meta')
 
     def u_ms(self):
@@ -413,10 +403,8 @@ class StreamGen:
         for _ in range(rng.randint(3, 12)):
             r = rng.random()
             k = self.key()
-            self.ncmds += 1
             if r < 0.25:
                 mk = rng.choice(self.missing + self.kkeys)
-                self.fetch([mk])
                 parts.append(b'mg %s q v k\r\n' % mk)
             elif r < 0.45:
                 v = self.store_value(k, self.value())
@@ -512,7 +500,8 @@ class StreamGen:
             lambda: b'sets %s 0 0 5\r\n%s\r\n' % (k, ben),
             lambda: b'stats nonsense\r\n',
             # empty lines, odd white space and line endings
-            lambda: b'\r\n', lambda: b'\n', lambda: b' \r\n', lambda: b'\r\r\n',
+            lambda: b'\r\n', lambda: b'\n', lambda: b' \r\n',
+            lambda: b'\r\r\n',
             lambda: b'get %s\n' % k, lambda: b'mn\n',
             lambda: b'mg %s v\n' % k,
             lambda: b'set %s 0 0 5\n%s\r\n' % (k, ben),
@@ -520,6 +509,8 @@ class StreamGen:
             lambda: b'   get %s\r\n' % k, lambda: b'get  %s   \r\n' % k,
             lambda: b'get %s\x00junk\r\n' % k, lambda: b'mg %s\tv\r\n' % k,
             lambda: b'get \x01\r\n',
+            # (0x80 first on a connection would mean binary protocol)
+            lambda: b'mn\r\n\x80garbage\r\n',
             lambda: b'get %s noreply\r\n' % k,
             # meta flag errors
             lambda: b'mg %s !\r\n' % k, lambda: b'mg %s v v\r\n' % k,
@@ -571,7 +562,6 @@ class StreamGen:
                     continue
                 keys.append(k)
                 n += len(k) + 1
-            self.fetch(keys)
             return Unit(b'get ' + b' '.join(keys) + b'\r\n', keys, 'get')
         cmd = rng.choice([b'get', b'gets'])
         # Mostly misses: a few hundred hits on big values would make the
@@ -579,7 +569,6 @@ class StreamGen:
         keys = [rng.choice(self.missing) for _ in range(rng.randint(300, 900))]
         for _ in range(3):
             keys[rng.randrange(len(keys))] = rng.choice(self.kkeys)
-        self.fetch(keys)
         return Unit(cmd + b' ' + b' '.join(keys) + b'\r\n', keys, 'get')
 
     # ---- the mix
@@ -602,7 +591,6 @@ class StreamGen:
         table = self.BIG_WEIGHTS if self.big else self.WEIGHTS
         names = [n for n, _ in table]
         weights = [w for _, w in table]
-        self.ncmds += 1
         return getattr(self, self.rng.choices(names, weights)[0])()
 
     # ---- learning CAS ids from a reference memcached

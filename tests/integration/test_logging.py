@@ -84,6 +84,38 @@ class VeryVerboseTest(unittest.TestCase):
         self.assertEqual(reps, [l for l in lines if l.startswith('>')])
 
 
+class VeryVerboseInjectTest(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.mc = harness.start_memcached_for_class(cls)
+        cls.mcfault = harness.start_mcfault_for_class(
+            cls, cls.mc.port, ['-vv', '--debug-inject', 'inj:'])
+
+    def test_injected_command_and_reply_logged(self):
+        s = harness.connect(self.mcfault.port)
+        self.addCleanup(s.close)
+        s.sendall(b'get inj:log\r\nmn\r\n')
+        want = harness.INJECT_REPLY + b'MN\r\n'
+        self.assertEqual(harness.recv_until(s, b'MN\r\n').data, want)
+        fd = client_fd(self, self.mcfault, s)
+        lines = ['<%d get inj:log' % fd,
+                 '>%d SERVER_ERROR mcfault injected' % fd,
+                 '<%d mn' % fd, '>%d MN' % fd]
+        text = wait_lines(self.mcfault, ['^' + re.escape(l) + '$'
+                                         for l in lines])
+        mine = [l for l in text.splitlines()
+                if re.match(r'^[<>]%d ' % fd, l)]
+        # Commands in order and replies in order (how the two interleave
+        # depends on when each is seen).
+        self.assertEqual([l for l in mine if l.startswith('<')],
+                         [l for l in lines if l.startswith('<')], text)
+        self.assertEqual([l for l in mine if l.startswith('>')],
+                         [l for l in lines if l.startswith('>')],
+                         'the proxy-made reply is a reply line too; '
+                         'stderr:\n%s' % text)
+
+
 class VerboseTest(unittest.TestCase):
 
     @classmethod

@@ -5,8 +5,13 @@
 # unique reply is then swapped for SERVER_ERROR mcfault injected (or dropped
 # for classic noreply commands, which the direct run leaves out).
 
+import base64
 import itertools
+import os
 import random
+import re
+import signal
+import threading
 import time
 import unittest
 
@@ -179,7 +184,8 @@ class OrderingTest(unittest.TestCase):
             self.fail('%s seed %d: mcfault reply differs (%r)\n%s\nat item '
                       '%d; that item and the 4 before it (requests, first '
                       '160 bytes each): %r\nstderr tail:\n%s'
-                      % (what, seed, p, harness.describe_diff(expected, p.data),
+                      % (what, seed, p,
+                         harness.describe_diff(expected, p.data),
                          idx, ctx, self.mcfault.stderr_tail(1500)))
         self.assertFalse(p.eof, 'mcfault closed the connection')
 
@@ -270,8 +276,155 @@ class OrderingTest(unittest.TestCase):
                  inj(b'gats 3600 inj:a\r\n'),
                  inj(b'get inj:\r\n'),
                  inj(b'get  inj:b  foo\r\n'),
+                 inj(b'   get inj:lead\r\n'),
+                 inj(b'get inj:bare\n'),
+                 inj(b'get inj:long ' + b' '.join(b'k%d' % i
+                                                 for i in range(600))
+                     + b'\r\n'),
+                 b'get foo ' + b' '.join(b'inj:%d' % i for i in range(600))
+                 + b'\r\n',
+                 inj(b'set inj:t 0 0 1 noreply \r\nx\r\n', True),
+                 inj(b'delete inj:t 0 noreply\r\n', True),
+                 inj(b'delete inj:t 0\r\n'),
+                 inj(b'ms inj:t 1 T0 q\nx\r\n'),
                  b'get foo\r\n']
         self.check(lambda ref: realize(items, ref), 5, what='first key')
+
+    def test_reply_line_holding_a_bare_newline(self):
+        # memcached 1.6.18 answers a vivifying mg with b and k flags with the
+        # decoded binary key, so its reply line can hold bytes like \n; the
+        # line still ends only at \r\n.
+        items = []
+        for raw in (b'ab\ncd', b'ab\rcd', b'\n', b'x\x00y', b'\nEND\n'):
+            k = base64.b64encode(raw)
+            items += [b'mg %s b k v N3600\r\n' % k,
+                      inj(b'get inj:nl\r\n'),
+                      b'mg %s b k v\r\n' % k,
+                      inj(b'mg inj:nl q\r\n'),
+                      b'md %s b q\r\n' % k,
+                      b'mg %s b k s N0 q\r\n' % k,
+                      inj(b'set inj:nl 0 0 1\r\nx\r\n')]
+        self.check(lambda ref: realize(items, ref), 9, what='bare newline')
+
+    def test_injected_after_multi_line_replies(self):
+        # Replies whose length mcfault cannot know in advance (STAT/ITEM/
+        # PREFIX lists ending in END), each followed by an injected command.
+        up = harness.start_memcached_for_test(self, port=self.upstream_port)
+        harness.request(up.port, b'set a 0 0 1\r\n1\r\n', b'STORED\r\n')
+        stat_list = rb'(?:STAT [^\r\n]*\r\n)*END\r\n'
+        cmds = [
+            (b'stats', stat_list), (b'stats settings', stat_list),
+            (b'stats items', stat_list), (b'stats slabs', stat_list),
+            (b'stats conns', stat_list), (b'stats sizes', stat_list),
+            (b'stats detail on', rb'OK\r\n'),
+            (b'stats detail dump', rb'(?:PREFIX [^\r\n]*\r\n)*END\r\n'),
+            (b'stats cachedump 1 10', rb'(?:ITEM [^\r\n]*\r\n)*END\r\n'),
+            (b'stats reset', rb'RESET\r\n'),
+            (b'version', rb'VERSION [0-9.]+\r\n'),
+            (b'verbosity 1', rb'OK\r\n'), (b'verbosity 0', rb'OK\r\n'),
+            (b'slabs automove 0', rb'OK\r\n'),
+            (b'stats nonsense', rb'ERROR\r\n'),
+        ]
+        data, pattern = [], []
+        for i, (c, rx) in enumerate(cmds):
+            data.append(c + b'\r\n')
+            pattern.append(rx)
+            data.append(b'mg nokey%d q v\r\n' % i if i % 2 else b'')
+            data.append(b'get inj:list%d\r\n' % i)
+            pattern.append(re.escape(INJ))
+        data.append(b'mn\r\n')
+        pattern.append(rb'MN\r\n')
+        s, rep = self.talk(b''.join(data), b'MN\r\n', max_piece=64)
+        self.assertTrue(re.fullmatch(b''.join(pattern), rep.data, re.S),
+                        'replies out of shape: %r' % rep.data[-3000:])
+        self.assertEqual(rep.data.count(INJ), len(cmds))
+
+    def test_concurrent_connections(self):
+        """Eight clients pipelining at once, each on its own keys, each with
+        injected commands: every client gets exactly its own replies."""
+        nthreads, nops = 8, 400
+        letters = b'abcdefghijklmnopqrstuvwxyz'
+
+        def items_for(t):
+            rng = random.Random(1000 + t)
+            mark = t * 150
+            p = b't%d_' % t
+            items = []
+            for _ in range(nops):
+                k = p + b'k%d' % rng.randint(0, 9)
+                r = rng.random()
+                if r < 0.2:
+                    v = bytes(rng.choice(letters)
+                              for _ in range(rng.randint(0, 3000)))
+                    items.append(b'set %s 0 0 %d\r\n%s\r\n' % (k, len(v), v))
+                elif r < 0.35:
+                    items.append(b'get %s %sk%d\r\n'
+                                 % (k, p, rng.randint(0, 9)))
+                elif r < 0.45:
+                    items.append(b'mg %s v k q\r\n' % k)
+                elif r < 0.5:
+                    items.append(b'ms %s 2 q\r\nab\r\n' % k)
+                elif r < 0.55:
+                    items.append(b'append %s 0 0 1 noreply\r\nz\r\n' % k)
+                elif r < 0.6:
+                    items.append(b'delete %s noreply\r\n' % k)
+                elif r < 0.65:
+                    items.append(b'incr %s 1\r\n' % k)
+                elif r < 0.7:
+                    items.append(b'mn\r\n')
+                else:
+                    ik = b'inj:%d' % rng.randint(0, 30)
+                    c = rng.choice([b'get %s %s\r\n' % (ik, k),
+                                    b'mg %s v q\r\n' % ik,
+                                    b'ms %s 3 q\r\nabc\r\n' % ik,
+                                    b'delete %s\r\n' % ik])
+                    if rng.random() < 0.3:
+                        items.append(InjUnit(b'set %s 0 0 2 noreply\r\nzz'
+                                             b'\r\n' % ik, b'', None, ik))
+                    else:
+                        items.append(InjUnit(c, marker_request(mark), mark,
+                                             ik))
+                        mark += 1
+            return items
+
+        ref_m, direct_m, up_m = self.servers()
+        ref = mcgen.Reference(ref_m.port)
+        self.addCleanup(ref.close)
+        plans = []
+        for t in range(nthreads):
+            proxy, direct, outs, marks = realize(items_for(t), ref)
+            s = harness.connect(direct_m.port)
+            self.addCleanup(s.close)
+            d = harness.exchange(s, b''.join(direct) + mcgen.SENTINEL,
+                                 mcgen.SENTINEL_REPLY,
+                                 rng=random.Random(t))
+            self.assertEqual(d.data, b''.join(outs) + mcgen.SENTINEL_REPLY,
+                             'ORACLE SELF-CHECK FAILED (test bug)')
+            # Every thread ends with the same sentinel key; only its reply
+            # matters here.
+            plans.append((b''.join(proxy) + mcgen.SENTINEL,
+                          substitute_markers(d.data, marks)))
+        results = [None] * nthreads
+
+        def client(t):
+            s = harness.connect(self.mcfault.port)
+            try:
+                results[t] = harness.exchange(
+                    s, plans[t][0], mcgen.SENTINEL_REPLY,
+                    rng=random.Random(50 + t), timeout=60)
+            finally:
+                s.close()
+
+        threads = [threading.Thread(target=client, args=(t,))
+                   for t in range(nthreads)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(90)
+        for t in range(nthreads):
+            self.assertIsNotNone(results[t], 'client %d did not finish' % t)
+            harness.assert_same_bytes(self, plans[t][1], results[t].data,
+                                      'client %d of %d' % (t, nthreads))
 
     # ---- exact protocol text
 
@@ -314,6 +467,57 @@ class OrderingTest(unittest.TestCase):
         got = harness.request(up.port, b'mg inj:a v\r\nmg inj:z v\r\n'
                               b'mn\r\n', b'MN\r\n')
         self.assertEqual(got, b'EN\r\nEN\r\nMN\r\n')
+
+    def test_injected_reply_waits_for_a_stopped_upstream(self):
+        # With memcached stopped nothing may come back: the injected reply
+        # is owed after replies memcached has not sent yet, including those
+        # to quiet commands that do answer (a quiet mg hit).
+        up = harness.start_memcached_for_test(self, port=self.upstream_port)
+        harness.request(up.port, b'set hit 0 0 3\r\nabc\r\n', b'STORED\r\n')
+        cases = [
+            (b'get a\r\nget inj:x\r\n', b'END\r\n' + INJ),
+            (b'mg hit q v\r\nget inj:x\r\n', b'VA 3\r\nabc\r\n' + INJ),
+            (b'mg miss q v\r\nset z 0 0 1 noreply\r\n1\r\nmd miss q\r\n'
+             b'mg inj:x q\r\n', b'NF\r\n' + INJ),
+            (b'set z 0 0 1 noreply\r\n12\r\nset inj:x 0 0 1 noreply\r\n'
+             b'x\r\nget inj:y\r\nincr z 1\r\n', b'ERROR\r\n' + INJ +
+             b'2\r\n'),
+        ]
+        for data, want in cases:
+            s = harness.connect(self.mcfault.port)
+            self.addCleanup(s.close)
+            harness.request(s.getsockname() and self.mcfault.port,
+                            b'version\r\n', b'\r\n')
+            os.kill(up.pid, signal.SIGSTOP)
+            try:
+                s.sendall(data)
+                early = harness.recv_for(s, 0.5)
+            finally:
+                os.kill(up.pid, signal.SIGCONT)
+            self.assertEqual(early.data, b'',
+                             '%r: replied before memcached could have '
+                             'answered' % data)
+            rep = harness.recv_until(s, want, timeout=5)
+            extra = harness.recv_for(s, 0.1)
+            self.assertEqual(rep.data + extra.data, want, repr(data))
+            s.close()
+
+    def test_half_close_after_injected_commands(self):
+        harness.start_memcached_for_test(self, port=self.upstream_port)
+        cases = [(b'get a\r\nget inj:x\r\n', b'END\r\n' + INJ),
+                 (b'get inj:x\r\n', INJ),
+                 (b'set inj:x 0 0 1 noreply\r\nx\r\n', b''),
+                 (b'mg nokey q\r\nms inj:x 2 q\r\nxy\r\n', INJ),
+                 (b'get inj:x\r\nquit\r\nget inj:y\r\nget a\r\n', INJ),
+                 (b'get inj:x\r\n' * 5000, INJ * 5000)]
+        for data, want in cases:
+            s = harness.connect(self.mcfault.port)
+            self.addCleanup(s.close)
+            rep = harness.exchange(s, data, rng=random.Random(3),
+                                   until_eof=True, shut_wr=True, timeout=10)
+            self.assertEqual(rep.data, want, '%r...' % data[:60])
+            self.assertTrue(rep.eof, '%r...: no EOF: %r' % (data[:60], rep))
+            s.close()
 
     def test_injected_data_block_is_swallowed(self):
         up = harness.start_memcached_for_test(self, port=self.upstream_port)

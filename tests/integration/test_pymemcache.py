@@ -10,14 +10,12 @@ import harness
 
 try:
     from pymemcache.client.base import Client
-    from pymemcache import exceptions as pm_exc
 except ImportError:
     # CMake may pick a Python (pyenv) without Debian's python3-pymemcache;
     # the package is pure Python, so use it from there.
     sys.path.append('/usr/lib/python3/dist-packages')
     try:
         from pymemcache.client.base import Client
-        from pymemcache import exceptions as pm_exc
     except ImportError:
         Client = None
 
@@ -40,8 +38,9 @@ def scenario(port):
         return v
 
     big = bytes(range(256)) * 2000                     # 500 KB
-    digest = lambda v: None if v is None else (len(v),
-                                               hashlib.sha1(v).hexdigest())
+
+    def digest(v):
+        return None if v is None else (len(v), hashlib.sha1(v).hexdigest())
 
     rec('set default noreply', lambda: c.set('a', b'1'))
     rec('get', lambda: c.get('a'))
@@ -98,7 +97,8 @@ def scenario(port):
     rec('max key', lambda: (c.set('k' * 250, b'ok', noreply=False),
                             c.get('k' * 250)))
     rec('unicode key refused', lambda: c.get('ключ'))
-    rec('unicode key allowed', lambda: (cu.set('ключ', b'u', noreply=False),
+    rec('unicode key allowed', lambda: (cu.set('ключ', b'u',
+                                               noreply=False),
                                         cu.get('ключ')))
     rec('value with protocol text', lambda: (
         c.set('p', b'VALUE x 0 5\r\nEND\r\n', noreply=False), c.get('p')))

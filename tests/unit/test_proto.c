@@ -105,6 +105,11 @@ struct proto_case {
     size_t ncmd;
     enum proto_status stop; /* PROTO_AGAIN: every byte is consumed */
     uint64_t data_left;     /* proto_data_left() after the last byte */
+    /* Not 0: a read that ends at this offset (a line's "\r" read, its "\n"
+     * not yet) leaves too many bytes without a newline, as in memcached:
+     * then only the first cut_ncmd commands come, and PROTO_TOO_LONG. */
+    size_t cut_at;
+    size_t cut_ncmd;
 };
 
 /* A string literal as (pointer, length), so inputs may hold NUL bytes. */
@@ -128,6 +133,9 @@ struct proto_case {
 static const struct gen gen_getline_max = {
     /* 1048575 bytes + "\r": exactly PROTO_GETLINE_MAX before the "\n" */
     "get ", "ab", 300000, PROTO_GETLINE_MAX - 1, "\r\n"};
+static const struct gen gen_getline_max_crlf = {
+    /* PROTO_GETLINE_MAX bytes, then "\r\n" */
+    "get ", "ab", 300000, PROTO_GETLINE_MAX, "\r\n"};
 static const struct gen gen_getline_over = {
     /* 1050003 bytes of a get line and no newline */
     "get ", "ab", 350000, 0, ""};
@@ -498,11 +506,20 @@ static const struct proto_case cases[] = {
     {"2049 bytes without newline", IN(X2048 "x"), .ncmd = 0,
      .stop = PROTO_TOO_LONG},
     {"2047 bytes and \\r\\n", IN(X2047 "\r\n"), CMDS(UNK)},
+    {"2047 bytes and \\r", IN(X2047 "\r"), .ncmd = 0},
     /* memcached closes when it holds more than 2048 bytes without a
-     * newline; a "\r" that is half of the terminator does not count, so
-     * 2048 bytes and "\r\n" arriving together are a command there, and the
-     * parser says so for any chunking. 2049 bytes are too long. */
-    {"2048 bytes and \\r\\n", IN(X2048 "\r\n"), CMDS(UNK)},
+     * newline, a "\r" among them. A "\r\n" that arrives with the line's
+     * last bytes leaves 2048 bytes and a newline: a command. So 2048 bytes
+     * and "\r\n" are a command unless a read ends between "\r" and "\n".
+     * 2049 bytes are too long however they come. */
+    {"2048 bytes and \\r\\n", IN(X2048 "\r\n"), CMDS(UNK), .cut_at = 2049},
+    {"2048 bytes and \\r", IN(X2048 "\r"), .ncmd = 0, .stop = PROTO_TOO_LONG},
+    {"2047 bytes and \\r\\r\\n", IN(X2047 "\r\r\n"), CMDS(UNK), .cut_at = 2049},
+    {"a command, then 2048 bytes and \\r\\n", IN("mn\r\n" X2048 "\r\n"),
+     CMDS(MT(MN, false, 0, 0, "", false, "", false), UNK), .cut_at = 4 + 2049,
+     .cut_ncmd = 1},
+    {"2048 bytes, \\r and more", IN(X2048 "\rx\r\n"), .ncmd = 0,
+     .stop = PROTO_TOO_LONG},
     {"2049 bytes and \\r\\n", IN(X2048 "x\r\n"), .ncmd = 0,
      .stop = PROTO_TOO_LONG},
     /* The "get " test looks at the line's first bytes however they were
@@ -518,6 +535,10 @@ static const struct proto_case cases[] = {
      .stop = PROTO_TOO_LONG},
     {"get line of PROTO_GETLINE_MAX bytes", .gen = &gen_getline_max,
      CMDS(CL(GET, VALUES, false, 0, 300000, NULL))},
+    {"get line of PROTO_GETLINE_MAX bytes and \\r\\n",
+     .gen = &gen_getline_max_crlf,
+     CMDS(CL(GET, VALUES, false, 0, 300000, NULL)),
+     .cut_at = PROTO_GETLINE_MAX + 1},
     {"get line over PROTO_GETLINE_MAX", .gen = &gen_getline_over, .ncmd = 0,
      .stop = PROTO_TOO_LONG},
 };
@@ -546,6 +567,7 @@ struct run {
     size_t cap;
     enum proto_status stop;
     size_t used;       /* bytes consumed */
+    bool cut;          /* a read ended at the case's cut_at */
     size_t line_start; /* stream offset where the current line starts */
     uint64_t data_left;
     char err[512]; /* first broken contract, "" if none */
@@ -559,6 +581,7 @@ static void run_clear(struct run *r)
     }
     r->n = 0;
     r->stop = PROTO_AGAIN;
+    r->cut = false;
     r->used = 0;
     r->line_start = 0;
     r->data_left = 0;
@@ -806,8 +829,8 @@ static size_t chunk_next(struct chunker *ch, size_t pos, size_t len)
     return n < left ? n : left;
 }
 
-static void run_stream(const char *in, size_t len, struct chunker *ch,
-                       struct run *r)
+static void run_stream(const char *in, size_t len, size_t cut_at,
+                       struct chunker *ch, struct run *r)
 {
     struct proto_parser p;
     size_t pos = 0;
@@ -816,6 +839,7 @@ static void run_stream(const char *in, size_t len, struct chunker *ch,
     proto_init(&p);
     while (pos < len) {
         size_t end = pos + chunk_next(ch, pos, len);
+        r->cut |= cut_at > 0 && end == cut_at;
         if (!feed_piece(&p, in, pos, end, r)) {
             break;
         }
@@ -839,17 +863,21 @@ static bool check_run(const struct expect *e, size_t len, const struct run *r,
     const struct proto_case *c = e->c;
     char b1[256];
     char b2[256];
+    /* A read that ended at cut_at stops the stream there. */
+    size_t ncmd = r->cut ? c->cut_ncmd : c->ncmd;
+    enum proto_status stop = r->cut ? PROTO_TOO_LONG : c->stop;
+    uint64_t data_left = r->cut ? 0 : c->data_left;
 
     if (r->err[0] != '\0') {
         snprintf(why, cap, "contract: %s", r->err);
         return false;
     }
-    for (size_t i = 0; i < c->ncmd && i < r->n; i++) {
+    for (size_t i = 0; i < ncmd && i < r->n; i++) {
         const struct exp_cmd *x = &c->cmd[i];
         const struct got_cmd *g = &r->cmd[i];
         uint64_t seen = x->data_len;
-        if (i + 1 == c->ncmd) {
-            seen -= c->data_left;
+        if (i + 1 == ncmd) {
+            seen -= data_left;
         }
         if (g->op != x->op) {
             snprintf(why, cap, "cmd %zu: op %s, want %s", i,
@@ -890,23 +918,24 @@ static bool check_run(const struct expect *e, size_t len, const struct run *r,
         }
         return false;
     }
-    if (r->n != c->ncmd) {
-        snprintf(why, cap, "%zu commands, want %zu", r->n, c->ncmd);
+    if (r->n != ncmd) {
+        snprintf(why, cap, "%zu commands, want %zu%s", r->n, ncmd,
+                 r->cut ? " (a read ended at cut_at)" : "");
         return false;
     }
-    if (r->stop != c->stop) {
-        snprintf(why, cap, "stopped with status %d, want %d", (int)r->stop,
-                 (int)c->stop);
+    if (r->stop != stop) {
+        snprintf(why, cap, "stopped with status %d, want %d%s", (int)r->stop,
+                 (int)stop, r->cut ? " (a read ended at cut_at)" : "");
         return false;
     }
-    if (c->stop == PROTO_AGAIN && r->used != len) {
+    if (stop == PROTO_AGAIN && r->used != len) {
         snprintf(why, cap, "consumed %zu of %zu bytes", r->used, len);
         return false;
     }
-    if (r->data_left != c->data_left) {
+    if (r->data_left != data_left) {
         snprintf(why, cap, "data_left %llu at the end, want %llu",
                  (unsigned long long)r->data_left,
-                 (unsigned long long)c->data_left);
+                 (unsigned long long)data_left);
         return false;
     }
     return true;
@@ -917,7 +946,7 @@ static void run_and_check(const struct expect *e, const char *in, size_t len,
 {
     char why[1024];
 
-    run_stream(in, len, ch, r);
+    run_stream(in, len, e->c->cut_at, ch, r);
     if (!check_run(e, len, r, why, sizeof(why))) {
         fail_msg("\"%s\" fed %s: %s", e->c->name, ch->desc, why);
     }
