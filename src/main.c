@@ -187,6 +187,19 @@ static const char *eff_upstream(const struct app *a,
     return p->upstream != NULL ? p->upstream : DEFAULT_UPSTREAM;
 }
 
+/* Rules in force now, over every proxy. */
+static size_t live_rules(const struct app *a)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < a->nproxies; i++) {
+        if (a->proxies[i].px.rules != NULL) {
+            n += rules_count(a->proxies[i].px.rules);
+        }
+    }
+    return n;
+}
+
 /* SIGHUP: the new file is loaded and its tables built completely before
  * any is swapped in; a bad file, or one that changes what only a restart
  * can (proxies, addresses), keeps every old table. */
@@ -201,8 +214,10 @@ static void reload(struct app *a)
     }
     if (config_load_file(a->config_path, &cfg, &errs) != 0) {
         print_errors(&errs, "reload: ");
-        log_msg(LOG_ERROR, "reload: failed, %zu problem%s; old rules kept",
-                errs.n, errs.n == 1 ? "" : "s");
+        log_msg(LOG_ERROR,
+                "reload: failed, %zu problem%s; kept the %zu old "
+                "rules",
+                errs.n, errs.n == 1 ? "" : "s", live_rules(a));
         config_errors_free(&errs);
         a->reloads_failed++;
         return;
@@ -232,9 +247,9 @@ static void reload(struct app *a)
     }
     if (why != NULL) {
         log_msg(LOG_ERROR,
-                "reload: failed: %s (restart mcfault to apply it); old "
-                "rules kept",
-                why);
+                "reload: failed: %s (restart mcfault to apply it); kept "
+                "the %zu old rules",
+                why, live_rules(a));
         free(tables);
         config_free(&cfg);
         a->reloads_failed++;
