@@ -23,6 +23,7 @@
 #include "mcfault/proto.h"
 #include "mcfault/reply.h"
 #include "mcfault/rules.h"
+#include "mcfault/stats.h"
 
 /* One recv reads at most this much; a full read is followed by another, up
  * to CONN_READS_MAX times, so big values need few loop turns. */
@@ -202,14 +203,18 @@ static void conn_update_reads(struct conn *c)
     ev_set(c->uread, &c->uread_on, want_u);
 }
 
-/* Writes what buf holds to fd; arms the write event only on EAGAIN.
- * Returns -1 when the peer is gone. */
-static int flush_buf(struct evbuffer *buf, int fd, struct event *ev, bool *on)
+/* Writes what buf holds to fd (adding what went to *count); arms the
+ * write event only on EAGAIN. Returns -1 when the peer is gone. */
+static int flush_buf(struct evbuffer *buf, int fd, struct event *ev, bool *on,
+                     uint64_t *count)
 {
     if (evbuffer_get_length(buf) > 0) {
         int n = evbuffer_write(buf, fd);
         if (n < 0 && errno != EAGAIN && errno != EINTR) {
             return -1;
+        }
+        if (n > 0) {
+            *count += (uint64_t)n;
         }
     }
     ev_set(ev, on, evbuffer_get_length(buf) > 0);
@@ -221,7 +226,8 @@ static void flush_upstream(struct conn *c)
     if (!c->uconnected || c->upstream_eof) {
         return;
     }
-    if (flush_buf(c->uout, c->ufd, c->uwrite, &c->uwrite_on) != 0) {
+    if (flush_buf(c->uout, c->ufd, c->uwrite, &c->uwrite_on,
+                  &stats.upstream_bytes_out) != 0) {
         log_msg(LOG_INFO, "conn %d: upstream write failed: %s", c->cfd,
                 strerror(errno));
         c->upstream_eof = true;
@@ -235,7 +241,8 @@ static void flush_client(struct conn *c)
         evbuffer_drain(c->cout, evbuffer_get_length(c->cout));
         return;
     }
-    if (flush_buf(c->cout, c->cfd, c->cwrite, &c->cwrite_on) != 0) {
+    if (flush_buf(c->cout, c->cfd, c->cwrite, &c->cwrite_on,
+                  &stats.client_bytes_out) != 0) {
         c->client_dead = true;
         c->client_eof = true;
         evbuffer_drain(c->cout, evbuffer_get_length(c->cout));
@@ -583,7 +590,9 @@ static int collect_keys(struct conn *c, const struct proto_cmd *cmd,
 static void log_fault(struct conn *c, const struct rule *r,
                       const struct rules_subject *s)
 {
-    if (!log_enabled(LOG_INFO) && !log_event_enabled()) {
+    stats.faults_total++;
+    stats.faults[r->action]++;
+    if (!log_enabled(LOG_INFO) && !log_event_enabled() && !stats_keep_events) {
         return;
     }
     /* The first key the rule matched (the command's first key for rules
@@ -608,7 +617,7 @@ static void log_fault(struct conn *c, const struct rule *r,
                 log_printable(s->name, s->name_len, name, sizeof(name)),
                 klen > 0 ? " " : "", log_printable(key, klen, k, sizeof(k)));
     }
-    if (log_event_enabled()) {
+    if (log_event_enabled() || stats_keep_events) {
         char line[sizeof(k) + sizeof(name) + 2048];
         char rn[128 * 6 + 8];
         char pn[128 * 6 + 8];
@@ -626,6 +635,9 @@ static void log_fault(struct conn *c, const struct rule *r,
             log_json_escape(s->name, s->name_len, name, sizeof(name)),
             log_json_escape(key, klen, k, sizeof(k)), s->nkeys);
         log_event(line);
+        if (stats_keep_events) {
+            stats_event_push(line);
+        }
     }
 }
 
@@ -842,6 +854,7 @@ static int handle_cmd(struct conn *c, const struct proto_cmd *cmd,
     const struct rule *r;
 
     log_trace('<', c->cfd, cmd->line, cmd->line_len);
+    stats.commands[cmd->op]++;
     if ((r = decide(c, cmd, &s)) != NULL) {
         return apply_rule(c, cmd, line_bytes, r, &s);
     }
@@ -995,6 +1008,9 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
     if (n == -2) {
         return;
     }
+    if (n > 0) {
+        stats.client_bytes_in += (uint64_t)n;
+    }
     if (n == -1) {
         c->client_dead = true;
     }
@@ -1021,6 +1037,9 @@ static void on_upstream_read(evutil_socket_t fd, short what, void *arg)
     ssize_t n = read_into(c->uin, c->ufd);
     if (n == -2) {
         return;
+    }
+    if (n > 0) {
+        stats.upstream_bytes_in += (uint64_t)n;
     }
     process_upstream(c);
     if (n <= 0) {
@@ -1096,6 +1115,7 @@ static void on_upstream_write(evutil_socket_t fd, short what, void *arg)
             err = errno;
         }
         if (err != 0) {
+            stats.upstream_errors++;
             log_msg(LOG_ERROR, "conn %d: upstream %s:%s: %s", c->cfd,
                     c->px->upstream_spec.host, c->px->upstream_spec.port,
                     strerror(err));
@@ -1166,6 +1186,7 @@ static void conn_free(struct conn *c)
         c->next->prev = c->prev;
     }
     px->conns_now--;
+    stats.connections_now--;
     event_free(c->cread);
     event_free(c->cwrite);
     event_free(c->uread);
@@ -1189,6 +1210,19 @@ static void conn_free(struct conn *c)
         close(c->ufd);
     }
     free(c);
+}
+
+void conn_drain_all(struct proxy *px)
+{
+    struct conn *c = px->conns;
+
+    while (c != NULL) {
+        struct conn *next = c->next; /* c may be freed below */
+        client_ended(c);
+        conn_update_reads(c);
+        conn_check_done(c);
+        c = next;
+    }
 }
 
 void conn_close_all(struct proxy *px)
@@ -1260,6 +1294,7 @@ int conn_create(struct proxy *px, int fd, const struct sockaddr *peer)
         px->upstream_len = 0;
     }
     if (px->upstream_len == 0 || upstream_connect(c) != 0) {
+        stats.upstream_errors++;
         log_msg(LOG_ERROR, "conn %d: upstream %s:%s: %s", fd,
                 px->upstream_spec.host, px->upstream_spec.port,
                 px->upstream_len == 0 ? "not resolved" : strerror(errno));
@@ -1283,6 +1318,8 @@ int conn_create(struct proxy *px, int fd, const struct sockaddr *peer)
     px->conns = c;
     px->conns_now++;
     px->conns_total++;
+    stats.connections_now++;
+    stats.connections_total++;
     ev_set(c->cread, &c->cread_on, true);
     ev_set(c->uread, &c->uread_on, true);
     /* The write event tells when a pending connect is done. */

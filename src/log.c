@@ -1,5 +1,6 @@
 /*
- * Logging to stderr at the levels chosen by -v / -vv.
+ * Logging to stderr (or --log-file) at the levels chosen by -v / -vv, and
+ * the --event-log file of JSON lines.
  */
 #include "mcfault/log.h"
 
@@ -10,6 +11,67 @@
 
 int log_level = LOG_ERROR;
 
+/* --log-file: NULL means stderr. */
+static FILE *log_file;
+static char *log_path;
+
+static FILE *log_out(void)
+{
+    return log_file != NULL ? log_file : stderr;
+}
+
+/* Opens path for appending, line-buffered. */
+static FILE *open_append(const char *path)
+{
+    FILE *f = fopen(path, "a");
+
+    if (f != NULL) {
+        setvbuf(f, NULL, _IOLBF, 0);
+    }
+    return f;
+}
+
+int log_open(const char *path)
+{
+    FILE *f = open_append(path);
+    char *p = f != NULL ? strdup(path) : NULL;
+
+    if (p == NULL) {
+        if (f != NULL) {
+            fclose(f);
+        }
+        return -1;
+    }
+    log_close();
+    log_file = f;
+    log_path = p;
+    return 0;
+}
+
+int log_reopen(void)
+{
+    if (log_path == NULL) {
+        return 0;
+    }
+    FILE *f = open_append(log_path);
+    if (f == NULL) {
+        return -1;
+    }
+    fclose(log_file);
+    log_file = f;
+    return 0;
+}
+
+void log_close(void)
+{
+    if (log_file != NULL) {
+        fclose(log_file);
+        log_file = NULL;
+    }
+    free(log_path);
+    log_path = NULL;
+}
+
 void log_msg(int level, const char *fmt, ...)
 {
     va_list ap;
@@ -18,9 +80,9 @@ void log_msg(int level, const char *fmt, ...)
         return;
     }
     va_start(ap, fmt);
-    fputs("mcfault: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    fputs("mcfault: ", log_out());
+    vfprintf(log_out(), fmt, ap);
+    fputc('\n', log_out());
     va_end(ap);
 }
 
@@ -44,7 +106,7 @@ void log_trace(char dir, int fd, const char *text, size_t len)
         buf[n++] = '.';
         buf[n++] = '.';
     }
-    fprintf(stderr, "%c%d %.*s\n", dir, fd, (int)n, buf);
+    fprintf(log_out(), "%c%d %.*s\n", dir, fd, (int)n, buf);
 }
 
 char *log_printable(const char *s, size_t n, char *out, size_t cap)
@@ -69,24 +131,31 @@ char *log_printable(const char *s, size_t n, char *out, size_t cap)
     return out;
 }
 
-char *log_json_escape(const char *s, size_t n, char *out, size_t cap)
+size_t log_json_byte(unsigned char ch, char *out)
 {
     static const char hex[] = "0123456789abcdef";
+
+    if (ch == '"' || ch == '\\') {
+        out[0] = '\\';
+        out[1] = (char)ch;
+        return 2;
+    }
+    if (ch >= 0x20 && ch < 0x7f) {
+        out[0] = (char)ch;
+        return 1;
+    }
+    memcpy(out, "\\u00", 4);
+    out[4] = hex[ch >> 4];
+    out[5] = hex[ch & 15];
+    return 6;
+}
+
+char *log_json_escape(const char *s, size_t n, char *out, size_t cap)
+{
     size_t o = 0;
 
     for (size_t i = 0; i < n && o + 7 < cap; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch == '"' || ch == '\\') {
-            out[o++] = '\\';
-            out[o++] = (char)ch;
-        } else if (ch >= 0x20 && ch < 0x7f) {
-            out[o++] = (char)ch;
-        } else {
-            memcpy(out + o, "\\u00", 4);
-            o += 4;
-            out[o++] = hex[ch >> 4];
-            out[o++] = hex[ch & 15];
-        }
+        o += log_json_byte((unsigned char)s[i], out + o);
     }
     if (cap > 0) {
         out[o < cap ? o : cap - 1] = '\0';
@@ -99,12 +168,11 @@ static char *event_path;
 
 int log_event_open(const char *path)
 {
-    FILE *f = fopen(path, "a");
+    FILE *f = open_append(path);
 
     if (f == NULL) {
         return -1;
     }
-    setvbuf(f, NULL, _IOLBF, 0);
     char *p = strdup(path);
     if (p == NULL) {
         fclose(f);
@@ -121,11 +189,10 @@ int log_event_reopen(void)
     if (event_path == NULL) {
         return 0;
     }
-    FILE *f = fopen(event_path, "a");
+    FILE *f = open_append(event_path);
     if (f == NULL) {
         return -1;
     }
-    setvbuf(f, NULL, _IOLBF, 0);
     fclose(event_file);
     event_file = f;
     return 0;

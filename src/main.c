@@ -8,21 +8,31 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
 #include "mcfault/addr.h"
+#include "mcfault/admin.h"
+#include "mcfault/app.h"
 #include "mcfault/config.h"
 #include "mcfault/conn.h"
 #include "mcfault/listener.h"
 #include "mcfault/log.h"
 #include "mcfault/rules.h"
+#include "mcfault/stats.h"
 
-#define DEFAULT_LISTEN "127.0.0.1:11212"
-#define DEFAULT_UPSTREAM "127.0.0.1:11211"
+#define DEFAULT_LISTEN APP_DEFAULT_LISTEN
+#define DEFAULT_UPSTREAM APP_DEFAULT_UPSTREAM
 #define MEMCACHED_PORT "11211"
+/* SIGTERM lets in-flight replies finish for this long (docker stop waits
+ * 10 s before SIGKILL). */
+#define DEFAULT_GRACE_S 5
+#define STOP_TICK_US 50000
+/* --health gives up after this long (a container health check). */
+#define HEALTH_TIMEOUT_S 3
 
 /* Exit code for bad usage, as the issue and sysexits-minded tools expect. */
 #define EXIT_USAGE 2
@@ -32,7 +42,11 @@ enum {
     OPT_HELP,
     OPT_DEBUG_INJECT,
     OPT_CHECK_CONFIG,
-    OPT_EVENT_LOG
+    OPT_EVENT_LOG,
+    OPT_HEALTH,
+    OPT_ADMIN,
+    OPT_GRACE,
+    OPT_LOG_FILE
 };
 
 static const struct option long_options[] = {
@@ -41,6 +55,10 @@ static const struct option long_options[] = {
     {"config", required_argument, NULL, 'c'},
     {"check-config", required_argument, NULL, OPT_CHECK_CONFIG},
     {"event-log", required_argument, NULL, OPT_EVENT_LOG},
+    {"admin", required_argument, NULL, OPT_ADMIN},
+    {"health", required_argument, NULL, OPT_HEALTH},
+    {"grace", required_argument, NULL, OPT_GRACE},
+    {"log-file", required_argument, NULL, OPT_LOG_FILE},
     {"verbose", no_argument, NULL, 'v'},
     {"version", no_argument, NULL, OPT_VERSION},
     {"help", no_argument, NULL, OPT_HELP},
@@ -48,32 +66,15 @@ static const struct option long_options[] = {
     {NULL, 0, NULL, 0},
 };
 
-/* One configured proxy at run time. */
-struct app_proxy {
-    struct proxy px;
-    char *name;
-    char *listen;   /* effective ADDR:PORT */
-    char *upstream; /* effective HOST:PORT */
-    struct listener *listener;
-};
-
-/* Everything main owns. */
-struct app {
-    struct event_base *base;
-    const char *config_path; /* NULL: no rules file */
-    const char *listen_arg;  /* -l, NULL when not given */
-    const char *upstream_arg;
-    struct app_proxy *proxies;
-    size_t nproxies;
-    uint64_t reloads_ok;
-    uint64_t reloads_failed;
-};
-
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: mcfault [-l ADDR:PORT] [-u HOST:PORT] [-c FILE] [-v|-vv]\n"
+            "usage: mcfault [-l ADDR:PORT] [-u HOST:PORT] [-c FILE] "
+            "[--admin ADDR:PORT]\n"
+            "               [--event-log FILE] [--log-file FILE] "
+            "[--grace SECONDS] [-v|-vv]\n"
             "       mcfault --check-config FILE\n"
+            "       mcfault --health ADDR:PORT\n"
             "\n"
             "A memcached text-protocol proxy that injects faults.\n"
             "\n"
@@ -85,25 +86,33 @@ static void usage(FILE *out)
             "                            port " MEMCACHED_PORT
             " when omitted)\n"
             "  -c, --config FILE         YAML fault rules; SIGHUP reloads it\n"
-            "                            (-l/-u override a single proxy's "
-            "addresses)\n"
             "      --check-config FILE   validate FILE and exit: 0 when good, "
             "1 with\n"
             "                            every problem as FILE:LINE:COL: ...\n"
+            "      --admin ADDR:PORT     serve the admin HTTP API (off by "
+            "default;\n"
+            "                            PORT alone binds 127.0.0.1)\n"
             "      --event-log FILE      append each fault that fires to FILE "
-            "as a JSON line\n"
+            "as a JSON\n"
+            "                            line (SIGUSR1 reopens it)\n"
+            "      --log-file FILE       log to FILE instead of stderr "
+            "(SIGUSR1 reopens it)\n"
+            "      --grace SECONDS       on SIGTERM/SIGINT, let in-flight "
+            "replies finish\n"
+            "                            for this long (default %d)\n"
+            "      --health ADDR:PORT    exit 0 when mcfault there and its "
+            "upstream\n"
+            "                            answer, 1 otherwise\n"
             "  -v, --verbose             log connections, faults, reloads; -vv "
             "also every\n"
             "                            command and reply line\n"
             "      --version             print the version and exit\n"
-            "      --help                print this help and exit\n");
-}
-
-static void print_errors(const struct config_errors *errs, const char *what)
-{
-    for (size_t i = 0; i < errs->n; i++) {
-        log_msg(LOG_ERROR, "%s%s", what, errs->msgs[i]);
-    }
+            "      --help                print this help and exit\n"
+            "\n"
+            "Environment (flags win over it, it wins over the file):\n"
+            "  MCFAULT_LISTEN, MCFAULT_UPSTREAM, MCFAULT_CONFIG   as -l, -u, "
+            "-c\n",
+            DEFAULT_GRACE_S);
 }
 
 static size_t count_rules(const struct config *cfg)
@@ -136,138 +145,124 @@ static int check_config(const char *path)
     return EXIT_SUCCESS;
 }
 
-/* Without a seed, something that differs between runs. */
-static uint64_t proxy_seed(const struct config *cfg, size_t i)
+/*
+ * --health ADDR:PORT: asks mcfault there for "version", which it forwards
+ * to its upstream; a VERSION reply means both answer. Blocking, bounded by
+ * HEALTH_TIMEOUT_S. Returns the exit status (0 healthy, 1 not).
+ */
+static int health_check(const char *arg)
 {
-    uint64_t base = cfg->has_seed
-                        ? cfg->seed
-                        : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-    return base + i * 0x9e3779b97f4a7c15ULL;
-}
+    struct addr_spec spec;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    struct timeval tv = {.tv_sec = HEALTH_TIMEOUT_S};
+    char buf[256];
+    size_t got = 0;
 
-/* Builds one rule table per proxy of cfg, taking the rules out of cfg.
- * Returns 0, or -1 (nothing built) when out of memory. */
-static int build_tables(struct config *cfg, struct rules **out)
-{
-    for (size_t i = 0; i < cfg->nproxies; i++) {
-        struct config_proxy *cp = &cfg->proxies[i];
-        out[i] = NULL;
-        if (cp->nrules == 0) {
-            continue; /* no table: the fast path */
+    if (addr_parse(arg, MEMCACHED_PORT, &spec) != 0) {
+        fprintf(stderr, "mcfault: --health: bad address '%s'\n", arg);
+        return EXIT_USAGE;
+    }
+    if (addr_resolve(&spec, 0, &ss, &len) != 0) {
+        fprintf(stderr, "mcfault: --health: cannot resolve '%s'\n", arg);
+        return EXIT_FAILURE;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        fprintf(stderr, "mcfault: --health: %s\n", strerror(errno));
+        return EXIT_FAILURE;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&ss, len) != 0 ||
+        send(fd, "version\r\n", 9, MSG_NOSIGNAL) != 9) {
+        fprintf(stderr, "mcfault: --health: %s: %s\n", arg, strerror(errno));
+        close(fd);
+        return EXIT_FAILURE;
+    }
+    while (got < sizeof(buf) - 1 && memchr(buf, '\n', got) == NULL) {
+        ssize_t n = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
+        if (n <= 0) {
+            break;
         }
-        out[i] = rules_create(cp->rules, cp->nrules, proxy_seed(cfg, i));
-        cp->rules = NULL;
-        cp->nrules = 0;
-        if (out[i] == NULL) {
-            for (size_t j = 0; j < i; j++) {
-                rules_destroy(out[j]);
-            }
-            return -1;
-        }
+        got += (size_t)n;
     }
-    return 0;
+    close(fd);
+    buf[got] = '\0';
+    if (strncmp(buf, "VERSION ", 8) != 0) {
+        fprintf(stderr, "mcfault: --health: %s: %s\n", arg,
+                got == 0 ? "no answer (is its upstream down?)"
+                         : "unexpected answer");
+        return EXIT_FAILURE;
+    }
+    printf("%s: ok, %.*s\n", arg, (int)strcspn(buf, "\r\n"), buf);
+    return EXIT_SUCCESS;
 }
 
-/* The addresses a proxy of cfg really uses: -l/-u win over the file, the
- * file over the defaults. */
-static const char *eff_listen(const struct app *a, const struct config_proxy *p)
-{
-    if (a->listen_arg != NULL) {
-        return a->listen_arg;
-    }
-    return p->listen != NULL ? p->listen : DEFAULT_LISTEN;
-}
+/* Graceful stop: stop accepting, let in-flight replies finish, exit when
+ * every connection is gone or the grace period ends. */
+struct stopping {
+    struct app *a;
+    struct event *tick;
+    struct timeval deadline;
+};
 
-static const char *eff_upstream(const struct app *a,
-                                const struct config_proxy *p)
-{
-    if (a->upstream_arg != NULL) {
-        return a->upstream_arg;
-    }
-    return p->upstream != NULL ? p->upstream : DEFAULT_UPSTREAM;
-}
-
-/* Rules in force now, over every proxy. */
-static size_t live_rules(const struct app *a)
+static size_t open_connections(const struct app *a)
 {
     size_t n = 0;
 
     for (size_t i = 0; i < a->nproxies; i++) {
-        if (a->proxies[i].px.rules != NULL) {
-            n += rules_count(a->proxies[i].px.rules);
-        }
+        n += a->proxies[i].px.conns_now;
     }
     return n;
 }
 
-/* SIGHUP: the new file is loaded and its tables built completely before
- * any is swapped in; a bad file, or one that changes what only a restart
- * can (proxies, addresses), keeps every old table. */
-static void reload(struct app *a)
+static void on_stop_tick(evutil_socket_t fd, short what, void *arg)
 {
-    struct config cfg;
-    struct config_errors errs = {0};
+    struct stopping *st = arg;
+    struct timeval now;
+    (void)fd;
+    (void)what;
 
-    if (a->config_path == NULL) {
-        log_msg(LOG_ERROR, "reload: no config file (-c); nothing to do");
-        return;
-    }
-    if (config_load_file(a->config_path, &cfg, &errs) != 0) {
-        print_errors(&errs, "reload: ");
-        log_msg(LOG_ERROR,
-                "reload: failed, %zu problem%s; kept the %zu old "
-                "rules",
-                errs.n, errs.n == 1 ? "" : "s", live_rules(a));
-        config_errors_free(&errs);
-        a->reloads_failed++;
-        return;
-    }
-    const char *why = NULL;
-    if (cfg.nproxies != a->nproxies) {
-        why = "the number of proxies changed";
-    }
-    for (size_t i = 0; why == NULL && i < cfg.nproxies; i++) {
-        const struct config_proxy *cp = &cfg.proxies[i];
-        const struct app_proxy *ap = &a->proxies[i];
-        if (strcmp(cp->name, ap->name) != 0) {
-            why = "proxy names changed";
-        } else if (strcmp(eff_listen(a, cp), ap->listen) != 0) {
-            why = "a listen address changed";
-        } else if (strcmp(eff_upstream(a, cp), ap->upstream) != 0) {
-            why = "an upstream address changed";
+    evutil_gettimeofday(&now, NULL);
+    size_t left = open_connections(st->a);
+    if (left == 0 || evutil_timercmp(&now, &st->deadline, >=)) {
+        if (left > 0) {
+            log_msg(LOG_ERROR, "grace period over: closing %zu connection%s",
+                    left, left == 1 ? "" : "s");
         }
-    }
-    size_t nrules = count_rules(&cfg);
-    struct rules **tables = NULL;
-    if (why == NULL) {
-        tables = calloc(cfg.nproxies, sizeof(*tables));
-        if (tables == NULL || build_tables(&cfg, tables) != 0) {
-            why = "out of memory";
-        }
-    }
-    if (why != NULL) {
-        log_msg(LOG_ERROR,
-                "reload: failed: %s (restart mcfault to apply it); kept "
-                "the %zu old rules",
-                why, live_rules(a));
-        free(tables);
-        config_free(&cfg);
-        a->reloads_failed++;
+        event_base_loopexit(st->a->base, NULL);
         return;
     }
+    struct timeval tv = {.tv_sec = 0, .tv_usec = STOP_TICK_US};
+    evtimer_add(st->tick, &tv);
+}
+
+static struct stopping stopping;
+static unsigned grace_seconds = DEFAULT_GRACE_S;
+
+static void begin_stop(struct app *a, int sig)
+{
+    if (stopping.a != NULL) {
+        log_msg(LOG_ERROR, "signal %d again: stopping now", sig);
+        event_base_loopexit(a->base, NULL);
+        return;
+    }
+    log_msg(LOG_INFO, "signal %d: stopping (grace %us)", sig, grace_seconds);
+    stopping.a = a;
+    evutil_gettimeofday(&stopping.deadline, NULL);
+    stopping.deadline.tv_sec += (time_t)grace_seconds;
     for (size_t i = 0; i < a->nproxies; i++) {
-        struct proxy *px = &a->proxies[i].px;
-        if (tables[i] != NULL && px->rules != NULL) {
-            rules_carry_counters(tables[i], px->rules);
-        }
-        rules_destroy(px->rules);
-        px->rules = tables[i];
+        listener_destroy(a->proxies[i].listener);
+        a->proxies[i].listener = NULL;
+        conn_drain_all(&a->proxies[i].px);
     }
-    free(tables);
-    config_free(&cfg);
-    a->reloads_ok++;
-    log_msg(LOG_ERROR, "reload: ok, %zu rule%s", nrules,
-            nrules == 1 ? "" : "s");
+    stopping.tick = evtimer_new(a->base, on_stop_tick, &stopping);
+    if (stopping.tick == NULL) {
+        event_base_loopexit(a->base, NULL);
+        return;
+    }
+    on_stop_tick(-1, EV_TIMEOUT, &stopping);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -276,56 +271,21 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     (void)what;
 
     if (sig == SIGHUP) {
-        reload(a);
+        app_reload(a, NULL);
         return;
     }
     if (sig == SIGUSR1) {
+        /* Log rotation: whoever renamed the files wants new ones. */
+        if (log_reopen() != 0) {
+            log_msg(LOG_ERROR, "log file: cannot reopen: %s", strerror(errno));
+        }
         if (log_event_reopen() != 0) {
             log_msg(LOG_ERROR, "event log: cannot reopen: %s", strerror(errno));
         }
+        log_msg(LOG_INFO, "SIGUSR1: log files reopened");
         return;
     }
-    log_msg(LOG_INFO, "signal %d: shutting down", (int)sig);
-    event_base_loopexit(a->base, NULL);
-}
-
-/* Fills a->proxies from cfg (addresses, names, rule tables). Returns 0 or
- * prints why not and returns -1. */
-static int setup_proxies(struct app *a, struct config *cfg)
-{
-    if (cfg->nproxies > 1 && (a->listen_arg || a->upstream_arg)) {
-        fprintf(stderr,
-                "mcfault: -l/-u apply to a single proxy; %s "
-                "defines %zu (set their addresses in the file)\n",
-                a->config_path, cfg->nproxies);
-        return -1;
-    }
-    struct rules **tables = calloc(cfg->nproxies, sizeof(*tables));
-    a->proxies = calloc(cfg->nproxies, sizeof(*a->proxies));
-    if (tables == NULL || a->proxies == NULL ||
-        build_tables(cfg, tables) != 0) {
-        free(tables);
-        fprintf(stderr, "mcfault: out of memory\n");
-        return -1;
-    }
-    a->nproxies = cfg->nproxies;
-    for (size_t i = 0; i < cfg->nproxies; i++) {
-        const struct config_proxy *cp = &cfg->proxies[i];
-        struct app_proxy *ap = &a->proxies[i];
-        ap->px.rules = tables[i];
-        ap->name = strdup(cp->name);
-        ap->listen = strdup(eff_listen(a, cp));
-        ap->upstream = strdup(eff_upstream(a, cp));
-        ap->px.name = ap->name;
-        ap->px.base = a->base;
-        if (ap->name == NULL || ap->listen == NULL || ap->upstream == NULL) {
-            fprintf(stderr, "mcfault: out of memory\n");
-            free(tables);
-            return -1;
-        }
-    }
-    free(tables);
-    return 0;
+    begin_stop(a, (int)sig);
 }
 
 /* Resolves the upstream and opens the listener of every proxy. Returns 0,
@@ -372,20 +332,6 @@ static int start_proxies(struct app *a)
     return 0;
 }
 
-static void app_free(struct app *a)
-{
-    for (size_t i = 0; i < a->nproxies; i++) {
-        struct app_proxy *ap = &a->proxies[i];
-        listener_destroy(ap->listener);
-        conn_close_all(&ap->px);
-        rules_destroy(ap->px.rules);
-        free(ap->name);
-        free(ap->listen);
-        free(ap->upstream);
-    }
-    free(a->proxies);
-}
-
 /* A config with one proxy and no rules, for running without -c. */
 static int default_config(struct config *cfg)
 {
@@ -399,14 +345,28 @@ static int default_config(struct config *cfg)
     return 0;
 }
 
+/* An environment variable, NULL when unset or empty. */
+static const char *env(const char *name)
+{
+    const char *v = getenv(name);
+    return v != NULL && *v != '\0' ? v : NULL;
+}
+
 int main(int argc, char **argv)
 {
     struct app a;
     const char *inject = NULL;
     const char *event_log = NULL;
+    const char *log_path = NULL;
+    const char *admin_arg = NULL;
+    struct admin *admin = NULL;
     int opt;
 
     memset(&a, 0, sizeof(a));
+    /* Flags win over the environment, the environment over the file. */
+    a.listen_arg = env("MCFAULT_LISTEN");
+    a.upstream_arg = env("MCFAULT_UPSTREAM");
+    a.config_path = env("MCFAULT_CONFIG");
     while ((opt = getopt_long(argc, argv, "l:u:c:v", long_options, NULL)) !=
            -1) {
         switch (opt) {
@@ -424,9 +384,30 @@ int main(int argc, char **argv)
             break;
         case OPT_CHECK_CONFIG:
             return check_config(optarg);
+        case OPT_HEALTH:
+            return health_check(optarg);
         case OPT_EVENT_LOG:
             event_log = optarg;
             break;
+        case OPT_LOG_FILE:
+            log_path = optarg;
+            break;
+        case OPT_ADMIN:
+            admin_arg = optarg;
+            break;
+        case OPT_GRACE: {
+            char *end;
+            unsigned long g = strtoul(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || g > 3600) {
+                fprintf(stderr,
+                        "mcfault: --grace: want 0..3600 seconds, got "
+                        "'%s'\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            grace_seconds = (unsigned)g;
+            break;
+        }
         case OPT_VERSION:
             printf("mcfault %s\n", MCFAULT_VERSION);
             return EXIT_SUCCESS;
@@ -463,6 +444,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "mcfault: out of memory\n");
         return EXIT_FAILURE;
     }
+    if (admin_arg == NULL) {
+        admin_arg = cfg.admin;
+    }
+    if (log_path != NULL && log_open(log_path) != 0) {
+        fprintf(stderr, "mcfault: --log-file %s: %s\n", log_path,
+                strerror(errno));
+        config_free(&cfg);
+        return EXIT_FAILURE;
+    }
     if (event_log != NULL && log_event_open(event_log) != 0) {
         fprintf(stderr, "mcfault: --event-log %s: %s\n", event_log,
                 strerror(errno));
@@ -477,7 +467,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "mcfault: cannot create the event loop\n");
         goto done;
     }
-    if (setup_proxies(&a, &cfg) != 0) {
+    if (app_setup(&a, &cfg) != 0) {
         goto done;
     }
     if (inject != NULL && *inject != '\0') {
@@ -487,6 +477,15 @@ int main(int argc, char **argv)
     if ((rc = start_proxies(&a)) != 0) {
         rc = rc == EXIT_USAGE ? EXIT_USAGE : EXIT_FAILURE;
         goto done;
+    }
+    rc = EXIT_FAILURE;
+    if (admin_arg != NULL) {
+        if ((admin = admin_create(&a, admin_arg)) == NULL) {
+            fprintf(stderr, "mcfault: cannot serve the admin API on %s\n",
+                    admin_arg);
+            goto done;
+        }
+        stats_keep_events = true;
     }
     static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
     struct event *sev[sizeof(sigs) / sizeof(sigs[0])];
@@ -502,9 +501,15 @@ int main(int argc, char **argv)
     }
     rc = EXIT_SUCCESS;
 done:
+    admin_destroy(admin);
+    if (stopping.tick != NULL) {
+        event_free(stopping.tick);
+    }
     app_free(&a);
     config_free(&cfg);
     log_event_close();
+    log_close();
+    stats_events_free();
     if (a.base != NULL) {
         event_base_free(a.base);
     }

@@ -27,38 +27,45 @@
  *    command globs (and the RULE_MISS test) are checked at run time.
  *
  * 2. How a key starts or ends. Each key glob gives its rule *anchors*:
- *    byte strings a key must start (or end) with for the glob to match
- *    it. A glob that starts with literal bytes ("\x" included) anchors
- *    on them, up to the first '*', '?' or '[' (at most PREFIX_MAX bytes);
- *    one that starts with a class anchors on each member, one byte each
- *    (glob_match is asked about each byte, so glob.c alone says what a
- *    class holds). A glob that starts with '*' or '?' anchors on the
- *    literal bytes it ends with, if any ("*:lock" on a suffix ":lock").
- *    A glob with neither ("*", "?x*"), a class of more than ANCHORS_MAX
- *    members, or more than ANCHORS_MAX anchors in all make the rule
- *    *wild*: it may match any non-empty key. Separately, a rule can match
- *    the empty key when one of its globs matches "" (empty or all '*').
+ *    byte strings a key must start with, end with or be for the glob to
+ *    match it. A glob of literal bytes only ("\x" included) anchors on
+ *    the whole key; one that starts with literal bytes on them, up to the
+ *    first '*', '?' or '[' (at most PREFIX_MAX bytes); one that starts
+ *    with a class on each member, one byte each (glob_match is asked about
+ *    each byte, so glob.c alone says what a class holds). A glob that
+ *    starts with '*' or '?' anchors on the literal bytes it ends with, if
+ *    any ("*:lock" on a suffix ":lock"). A glob with none of these ("*",
+ *    "?x*"), a class of more than ANCHORS_MAX members, or more than
+ *    ANCHORS_MAX anchors in all make the rule *wild*: it may match any
+ *    non-empty key. Separately, a rule can match the empty key when one
+ *    of its globs matches "" (empty or all '*').
  *
- * A bucket holds a WILD list, an EMPTY list and a hash table of anchors:
- * slot = hash(anchor bytes, length, prefix or suffix), each slot a list of
- * the rules with an anchor there. All lists hold rule indices in file
- * order, in one pool. For a key, each prefix whose length is that of some
- * prefix anchor in the bucket (a 64-bit mask) is hashed (one FNV-1a pass
- * from the key's start) and its slot's list taken; suffixes likewise (a
- * pass from the end, only when the bucket has suffix anchors). The candidates
- * for a subject are the union of those lists over its keys, WILD when a key is
- * not empty, and EMPTY when one is empty or there is none. They are walked in
- * increasing rule index by a k-way merge over cursors on the stack (each index
- * once), checked in full with glob_match (a slot may hold rules of other
- * prefixes that hash alike; that only costs a failed match) and gated, so the
- * result is exactly that of trying every rule in file order, and the first rule
- * that fires ends the walk. When a subject brings more than CURSORS_MAX
- * lists (a multi-get whose keys hit many slots), the lists are instead
- * marked in a bitmap the table owns and the bitmap is read in order:
- * still exact, still no allocation.
+ * A bucket holds a WILD list, an EMPTY list and a hash table of anchors.
+ * An anchor's hash (bytes, length, kind) picks its slot with
+ * its low bits, and its high 32 bits are its *tag*; a slot is a list of
+ * (rule, tag) entries, so a rule whose anchor merely shares the slot is
+ * skipped without touching the rule, plus a 32-bit filter of the tags it
+ * holds, so most probes of a key that matches nothing stop at the slot.
+ * All lists are in file order, in one pool. For a key, each prefix whose
+ * length is that of some prefix anchor in the bucket (a 64-bit mask) is
+ * hashed (one pass from the key's start, mixing a word at a time) and the
+ * entries of its slot with its tag taken, then the whole key if some exact
+ * anchor has its length; suffixes likewise (a pass from the end, only when
+ * the bucket has suffix anchors). A key shorter than every anchor of a
+ * kind is not hashed for it.
+ *
+ * The candidates for a subject are the union of those over its keys, WILD
+ * when a key is not empty, and EMPTY when one is empty or there is none.
+ * They are walked in increasing rule index by a k-way merge over cursors
+ * on the stack (each rule once), checked in full with glob_match and
+ * gated, so the result is exactly that of trying every rule in file
+ * order, and the first rule that fires ends the walk. When a subject
+ * brings more than CURSORS_MAX lists (a multi-get whose keys hit many
+ * slots), they are marked in a bitmap the table owns instead and the
+ * bitmap is read in order: still exact, still no allocation.
  *
  * Memory: per bucket a rule takes at most ANCHORS_MAX + 2 pool entries of
- * 4 bytes, and the slot table has a power of two of 8-byte slots, at least
+ * 8 bytes, and the slot table has a power of two of 12-byte slots, at least
  * twice the anchors (at most SLOTS_MAX); there are at most PROTO_OP__COUNT
  * buckets, in practice one or two. rules_set_enabled rebuilds the index.
  */
@@ -76,43 +83,61 @@
  * bitmap is used. */
 #define CURSORS_MAX 32
 
-#define FNV_OFFSET 0xcbf29ce484222325ULL
-#define FNV_PRIME 0x100000001b3ULL
-
 struct span {
     uint32_t off; /* into the index pool */
     uint32_t len;
 };
 
-/* Anchor lengths of one kind (prefix or suffix) in a bucket. */
+/* What an anchor is to the key. */
+enum anchor_kind {
+    ANCHOR_PREFIX = 0,
+    ANCHOR_SUFFIX,
+    ANCHOR_EXACT,
+    ANCHOR__COUNT
+};
+
+/* Anchor lengths of one kind in a bucket. */
 struct lens {
     uint64_t mask; /* bit L-1: some anchor is L bytes long */
-    uint32_t max;  /* the longest */
+    uint32_t min;  /* the shortest (PREFIX_MAX + 1 when none) */
+    uint32_t max;  /* the longest (0 when none) */
 };
 
 struct bucket {
     uint32_t nrules; /* rules in the bucket */
     struct span wild;
     struct span empty;
-    struct lens lens[2]; /* [0] prefixes, [1] suffixes */
-    uint32_t slot_off;   /* the bucket's slot table in index.slots */
-    uint32_t mask;       /* slots - 1 */
+    struct lens lens[ANCHOR__COUNT];
+    uint32_t slot_off; /* the bucket's slot table in index.slots */
+    uint32_t mask;     /* slots - 1 */
+};
+
+/* A rule in a list; tag: its anchor's (slot lists only). */
+struct entry {
+    uint32_t rule;
+    uint32_t tag;
+};
+
+/* A slot of a bucket's anchor table. */
+struct slot {
+    struct span list;
+    uint32_t filter; /* bit tag % 32 set for each entry's tag */
 };
 
 struct index {
     struct bucket buckets[PROTO_OP__COUNT]; /* [0]: every enabled rule */
     size_t nbuckets;
     uint8_t op_bucket[PROTO_OP__COUNT]; /* [PROTO_OP_UNKNOWN] is 0 */
-    struct span *slots;
-    uint32_t *pool;
+    struct slot *slots;
+    struct entry *pool;
 };
 
-/* A key prefix or suffix a rule needs: its FNV-1a hash (a suffix hashed
- * from its last byte back) and length. */
+/* A key prefix, suffix or whole key a rule needs: the hash of its bytes
+ * (see struct hasher), its length and kind. */
 struct anchor {
     uint64_t hash;
     uint32_t len;
-    bool suffix;
+    enum anchor_kind kind;
 };
 
 /* How a rule's key globs start (see the index above). */
@@ -251,20 +276,46 @@ static double random_unit(struct rules *t)
 
 /* ---- Key glob analysis ---- */
 
-static uint64_t hash_step(uint64_t h, unsigned char c)
+/*
+ * Hashes the prefixes (or suffixes) of a byte string as it is walked, one
+ * byte at a time: bytes are gathered into a word and only each full word
+ * goes through a multiply, so the prefix lengths probed cost a final mix
+ * each, not a pass each.
+ */
+struct hasher {
+    uint64_t h; /* the full words so far */
+    uint64_t w; /* bytes of the word being filled */
+};
+
+static void hasher_add(struct hasher *x, size_t i, unsigned char c)
 {
-    return (h ^ c) * FNV_PRIME;
+    x->w |= (uint64_t)c << (8 * (i % 8));
+    if (i % 8 == 7) {
+        x->h = (x->h ^ x->w) * 0x9e3779b97f4a7c15ULL;
+        x->h ^= x->h >> 29;
+        x->w = 0;
+    }
 }
 
-/* The slot of an anchor (or key prefix or suffix) hashed to h, len bytes
- * long. */
-static uint32_t slot_of(uint64_t h, size_t len, bool suffix, uint32_t mask)
+/* The hash of the len bytes added so far as an anchor of kind k: its low
+ * bits pick the slot, its high 32 are the tag. */
+static uint64_t hasher_end(const struct hasher *x, size_t len,
+                           enum anchor_kind k)
 {
-    h ^= (uint64_t)(len + (suffix ? PREFIX_MAX : 0)) * 0x9e3779b97f4a7c15ULL;
-    h ^= h >> 32;
-    h *= 0xd6e8feb86659fd93ULL;
-    h ^= h >> 32;
-    return (uint32_t)h & mask;
+    uint64_t h = x->h ^ x->w;
+
+    h ^= (uint64_t)(len + (size_t)k * (PREFIX_MAX + 1)) * 0xc2b2ae3d27d4eb4fULL;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
+static uint32_t hash_tag(uint64_t h)
+{
+    return (uint32_t)(h >> 32);
 }
 
 /*
@@ -369,19 +420,20 @@ struct anchor_buf {
  * ki->off); a rule with too many becomes wild. Returns -1 when out of
  * memory. */
 static int anchor_add(struct anchor_buf *ab, struct keyinfo *ki,
-                      const unsigned char *bytes, size_t len, bool suffix)
+                      const unsigned char *bytes, size_t len,
+                      enum anchor_kind kind)
 {
-    uint64_t h = FNV_OFFSET;
+    struct hasher hs = {0, 0};
 
     if (ki->wild) {
         return 0;
     }
     for (size_t i = 0; i < len; i++) {
-        h = hash_step(h, bytes[suffix ? len - 1 - i : i]);
+        hasher_add(&hs, i, bytes[kind == ANCHOR_SUFFIX ? len - 1 - i : i]);
     }
+    uint64_t h = hasher_end(&hs, len, kind);
     for (size_t i = ki->off; i < ab->n; i++) {
-        if (ab->a[i].hash == h && ab->a[i].len == len &&
-            ab->a[i].suffix == suffix) {
+        if (ab->a[i].hash == h) {
             return 0;
         }
     }
@@ -402,7 +454,7 @@ static int anchor_add(struct anchor_buf *ab, struct keyinfo *ki,
     }
     ab->a[ab->n].hash = h;
     ab->a[ab->n].len = (uint32_t)len;
-    ab->a[ab->n].suffix = suffix;
+    ab->a[ab->n].kind = kind;
     ab->n++;
     ki->n++;
     return 0;
@@ -430,13 +482,13 @@ static int keyinfo_glob(struct anchor_buf *ab, struct keyinfo *ki,
             ki->wild = true;
             return 0;
         }
-        return anchor_add(ab, ki, prefix, n, true);
+        return anchor_add(ab, ki, prefix, n, ANCHOR_SUFFIX);
     }
     if (p[0] == '[') {
         size_t end = class_end(p, plen);
         if (end == 0) {
             prefix[0] = '[';
-            return anchor_add(ab, ki, prefix, 1, false);
+            return anchor_add(ab, ki, prefix, 1, ANCHOR_PREFIX);
         }
         /* The class alone, asked about each byte: glob.c decides what
          * ranges, negation and escapes mean. */
@@ -444,7 +496,7 @@ static int keyinfo_glob(struct anchor_buf *ab, struct keyinfo *ki,
             char b = (char)c;
             if (glob_match(pat, end, &b, 1, false)) {
                 prefix[0] = (unsigned char)c;
-                if (anchor_add(ab, ki, prefix, 1, false) != 0) {
+                if (anchor_add(ab, ki, prefix, 1, ANCHOR_PREFIX) != 0) {
                     return -1;
                 }
             }
@@ -459,7 +511,9 @@ static int keyinfo_glob(struct anchor_buf *ab, struct keyinfo *ki,
         }
         prefix[n++] = p[i++];
     }
-    return anchor_add(ab, ki, prefix, n, false);
+    /* All of it read: the glob matches that key alone. */
+    return anchor_add(ab, ki, prefix, n,
+                      i == plen ? ANCHOR_EXACT : ANCHOR_PREFIX);
 }
 
 static int keyinfo_rule(struct anchor_buf *ab, struct keyinfo *ki,
@@ -489,26 +543,25 @@ static bool bit_test(const uint64_t *set, size_t i)
     return (set[i / 64] >> (i % 64)) & 1;
 }
 
-/* Appends rule i to list sp (fill: the pool) unless it ends with i
- * already; with fill NULL only counts. */
-static void list_put(struct span *sp, uint32_t *fill, uint32_t i)
+/* Appends (rule i, tag) to list sp in fill, or with fill NULL counts it. */
+static void list_put(struct span *sp, struct entry *fill, uint32_t i,
+                     uint32_t tag)
 {
-    if (fill == NULL) {
-        sp->len++;
-    } else if (sp->len == 0 || fill[sp->off + sp->len - 1] != i) {
-        fill[sp->off + sp->len++] = i;
+    if (fill != NULL) {
+        fill[sp->off + sp->len].rule = i;
+        fill[sp->off + sp->len].tag = tag;
     }
+    sp->len++;
 }
 
 /*
  * Goes over the rules of bucket b (those in set) and puts each in its
- * lists: with fill NULL counts them (slot lists into last[], which
- * remembers each slot's latest rule so a rule counts once per slot), else
- * writes them into fill at the offsets already set.
+ * lists: with fill NULL only counts the entries, else writes them into
+ * fill at the offsets already set (the lengths starting from 0).
  */
 static void bucket_walk(const struct rules *t, const uint64_t *set,
-                        struct bucket *b, struct span *slots, uint32_t *last,
-                        uint32_t *fill)
+                        struct bucket *b, struct slot *slots,
+                        struct entry *fill)
 {
     for (size_t i = 0; i < t->n; i++) {
         if (!bit_test(set, i)) {
@@ -516,21 +569,19 @@ static void bucket_walk(const struct rules *t, const uint64_t *set,
         }
         const struct keyinfo *ki = &t->kinfo[i];
         if (ki->empty) {
-            list_put(&b->empty, fill, (uint32_t)i);
+            list_put(&b->empty, fill, (uint32_t)i, 0);
         }
         if (ki->wild) {
-            list_put(&b->wild, fill, (uint32_t)i);
+            list_put(&b->wild, fill, (uint32_t)i, 0);
             continue;
         }
+        /* Anchors of one rule differ in hash (keyinfo), so a (rule, tag)
+         * pair is in a slot at most once. */
         for (size_t j = ki->off; j < ki->off + ki->n; j++) {
-            const struct anchor *a = &t->anchors[j];
-            uint32_t s = slot_of(a->hash, a->len, a->suffix, b->mask);
-            if (fill != NULL) {
-                list_put(&slots[s], fill, (uint32_t)i);
-            } else if (last[s] != i) {
-                last[s] = (uint32_t)i;
-                slots[s].len++;
-            }
+            uint64_t h = t->anchors[j].hash;
+            struct slot *sl = &slots[h & b->mask];
+            list_put(&sl->list, fill, (uint32_t)i, hash_tag(h));
+            sl->filter |= (uint32_t)1 << (hash_tag(h) % 32);
         }
     }
 }
@@ -541,6 +592,9 @@ static void bucket_size(const struct rules *t, const uint64_t *set,
 {
     size_t anchors = 0;
 
+    for (size_t k = 0; k < ANCHOR__COUNT; k++) {
+        b->lens[k].min = PREFIX_MAX + 1;
+    }
     for (size_t i = 0; i < t->n; i++) {
         if (!bit_test(set, i)) {
             continue;
@@ -552,8 +606,11 @@ static void bucket_size(const struct rules *t, const uint64_t *set,
         }
         for (size_t j = ki->off; j < ki->off + ki->n; j++) {
             uint32_t len = t->anchors[j].len;
-            struct lens *l = &b->lens[t->anchors[j].suffix];
+            struct lens *l = &b->lens[t->anchors[j].kind];
             l->mask |= (uint64_t)1 << (len - 1);
+            if (len < l->min) {
+                l->min = len;
+            }
             if (len > l->max) {
                 l->max = len;
             }
@@ -576,7 +633,6 @@ static int index_build(const struct rules *t, const bool *on, struct index *out)
     size_t words = t->n / 64 + 1;
     uint64_t *sets = calloc(PROTO_OP__COUNT * words, sizeof(*sets));
     size_t owner[PROTO_OP__COUNT]; /* bucket -> op whose set it holds */
-    uint32_t *last = NULL;
     struct index x;
     int rc = -1;
 
@@ -614,27 +670,21 @@ static int index_build(const struct rules *t, const bool *on, struct index *out)
 
     /* Slot tables, then list lengths, then offsets, then the lists. */
     size_t nslots = 0;
-    size_t maxslots = 0;
     for (size_t b = 0; b < x.nbuckets; b++) {
         struct bucket *bk = &x.buckets[b];
         bucket_size(t, sets + owner[b] * words, bk);
         bk->slot_off = (uint32_t)nslots;
         nslots += (size_t)bk->mask + 1;
-        if ((size_t)bk->mask + 1 > maxslots) {
-            maxslots = (size_t)bk->mask + 1;
-        }
     }
     x.slots = calloc(nslots, sizeof(*x.slots));
-    last = malloc(maxslots * sizeof(*last));
-    if (x.slots == NULL || last == NULL) {
+    if (x.slots == NULL) {
         goto fail;
     }
     uint64_t total = 0;
     for (size_t b = 0; b < x.nbuckets; b++) {
         struct bucket *bk = &x.buckets[b];
-        struct span *slots = x.slots + bk->slot_off;
-        memset(last, 0xff, ((size_t)bk->mask + 1) * sizeof(*last));
-        bucket_walk(t, sets + owner[b] * words, bk, slots, last, NULL);
+        struct slot *slots = x.slots + bk->slot_off;
+        bucket_walk(t, sets + owner[b] * words, bk, slots, NULL);
         bk->wild.off = (uint32_t)total;
         total += bk->wild.len;
         bk->wild.len = 0;
@@ -642,9 +692,9 @@ static int index_build(const struct rules *t, const bool *on, struct index *out)
         total += bk->empty.len;
         bk->empty.len = 0;
         for (size_t s = 0; s <= bk->mask; s++) {
-            slots[s].off = (uint32_t)total;
-            total += slots[s].len;
-            slots[s].len = 0;
+            slots[s].list.off = (uint32_t)total;
+            total += slots[s].list.len;
+            slots[s].list.len = 0;
         }
     }
     /* At most PROTO_OP__COUNT * RULES_MAX * (ANCHORS_MAX + 2): fits. */
@@ -655,14 +705,13 @@ static int index_build(const struct rules *t, const bool *on, struct index *out)
     for (size_t b = 0; b < x.nbuckets; b++) {
         struct bucket *bk = &x.buckets[b];
         bucket_walk(t, sets + owner[b] * words, bk, x.slots + bk->slot_off,
-                    NULL, x.pool);
+                    x.pool);
     }
     *out = x;
     memset(&x, 0, sizeof(x));
     rc = 0;
 fail:
     index_free(&x);
-    free(last);
     free(sets);
     return rc;
 }
@@ -950,15 +999,30 @@ static unsigned lowest_bit(uint64_t v)
 #endif
 }
 
+/* A list being merged: entries p..end, of which only those with tag
+ * count unless any. */
 struct cursor {
-    const uint32_t *p;
-    const uint32_t *end;
+    const struct entry *p;
+    const struct entry *end;
+    uint32_t tag;
+    bool any;
 };
+
+/* Moves c to its next entry that counts; false when there is none. */
+static bool cursor_settle(struct cursor *c)
+{
+    if (!c->any) {
+        while (c->p < c->end && c->p->tag != c->tag) {
+            c->p++;
+        }
+    }
+    return c->p < c->end;
+}
 
 /* The candidate lists of a subject: as merge cursors, or when there are
  * too many, as bits in the table's scratch bitmap. */
 struct gather {
-    const uint32_t *pool;
+    const struct entry *pool;
     struct cursor cur[CURSORS_MAX];
     size_t k;
     uint64_t *bits; /* NULL: cursors */
@@ -966,38 +1030,59 @@ struct gather {
     size_t hi;
 };
 
-/* Adds list sp; false when the cursors are full. */
-static bool gather_list(struct gather *g, const struct span *sp)
+/* Adds list sp, its entries with tag unless any; false when the cursors
+ * are full. */
+static bool gather_list(struct gather *g, const struct span *sp, uint32_t tag,
+                        bool any)
 {
-    const uint32_t *p = g->pool + sp->off;
+    struct cursor c = {g->pool + sp->off, g->pool + sp->off + sp->len, tag,
+                       any};
 
-    if (sp->len == 0) {
+    if (!cursor_settle(&c)) {
         return true;
     }
     if (g->bits != NULL) {
-        for (size_t i = 0; i < sp->len; i++) {
-            g->bits[p[i] / 64] |= (uint64_t)1 << (p[i] % 64);
-        }
-        if (p[0] / 64 < g->lo) {
-            g->lo = p[0] / 64;
-        }
-        if (p[sp->len - 1] / 64 > g->hi) {
-            g->hi = p[sp->len - 1] / 64;
+        for (; c.p < c.end; c.p++) {
+            if (any || c.p->tag == tag) {
+                uint32_t i = c.p->rule;
+                g->bits[i / 64] |= (uint64_t)1 << (i % 64);
+                g->lo = i / 64 < g->lo ? i / 64 : g->lo;
+                g->hi = i / 64 > g->hi ? i / 64 : g->hi;
+            }
         }
         return true;
     }
     for (size_t j = 0; j < g->k; j++) {
-        if (g->cur[j].p == p) {
-            return true; /* two keys, one slot */
+        if (g->cur[j].p == c.p) {
+            return true; /* two keys, one anchor: the same first entry */
         }
     }
     if (g->k == CURSORS_MAX) {
         return false;
     }
-    g->cur[g->k].p = p;
-    g->cur[g->k].end = p + sp->len;
-    g->k++;
+    g->cur[g->k++] = c;
     return true;
+}
+
+/* Takes the entries of the anchor hashed so far in hs (len bytes, kind
+ * k); false when the cursors are full. */
+static bool gather_probe(struct gather *g, const struct bucket *b,
+                         const struct slot *slots, const struct hasher *hs,
+                         size_t len, enum anchor_kind k)
+{
+    uint64_t h = hasher_end(hs, len, k);
+    uint32_t tag = hash_tag(h);
+    const struct slot *sl = &slots[h & b->mask];
+
+    if (((sl->filter >> (tag % 32)) & 1) == 0) {
+        return true;
+    }
+    return gather_list(g, &sl->list, tag, false);
+}
+
+static bool has_len(const struct lens *ls, size_t len)
+{
+    return len >= 1 && len <= PREFIX_MAX && ((ls->mask >> (len - 1)) & 1);
 }
 
 /* Collects the candidate lists of s from bucket b; false when they do not
@@ -1006,6 +1091,9 @@ static bool gather_subject(struct gather *g, const struct index *x,
                            const struct bucket *b,
                            const struct rules_subject *s)
 {
+    const struct slot *slots = x->slots + b->slot_off;
+    const struct lens *pre = &b->lens[ANCHOR_PREFIX];
+    const struct lens *suf = &b->lens[ANCHOR_SUFFIX];
     bool empty = s->nkeys == 0;
     bool nonempty = false;
 
@@ -1018,27 +1106,41 @@ static bool gather_subject(struct gather *g, const struct index *x,
             continue;
         }
         nonempty = true;
-        for (int suffix = 0; suffix < 2; suffix++) {
-            const struct lens *ls = &b->lens[suffix];
-            size_t lim = len < ls->max ? len : ls->max;
-            uint64_t h = FNV_OFFSET;
-            for (size_t l = 1; l <= lim; l++) {
-                h = hash_step(h, key[suffix ? len - l : l - 1]);
-                if (((ls->mask >> (l - 1)) & 1) == 0) {
-                    continue;
-                }
-                const struct span *sp =
-                    &x->slots[b->slot_off + slot_of(h, l, suffix, b->mask)];
-                if (!gather_list(g, sp)) {
-                    return false;
-                }
+
+        /* From the start: prefixes, then the whole key. */
+        bool exact = has_len(&b->lens[ANCHOR_EXACT], len);
+        size_t lim = len < pre->min ? 0 : len < pre->max ? len : pre->max;
+        struct hasher hs = {0, 0};
+        if (exact) {
+            lim = len;
+        }
+        for (size_t l = 1; l <= lim; l++) {
+            hasher_add(&hs, l - 1, key[l - 1]);
+            if (has_len(pre, l) &&
+                !gather_probe(g, b, slots, &hs, l, ANCHOR_PREFIX)) {
+                return false;
+            }
+        }
+        if (exact && !gather_probe(g, b, slots, &hs, len, ANCHOR_EXACT)) {
+            return false;
+        }
+
+        /* From the end: suffixes. */
+        lim = len < suf->min ? 0 : len < suf->max ? len : suf->max;
+        hs.h = 0;
+        hs.w = 0;
+        for (size_t l = 1; l <= lim; l++) {
+            hasher_add(&hs, l - 1, key[len - l]);
+            if (has_len(suf, l) &&
+                !gather_probe(g, b, slots, &hs, l, ANCHOR_SUFFIX)) {
+                return false;
             }
         }
     }
-    if (nonempty && !gather_list(g, &b->wild)) {
+    if (nonempty && !gather_list(g, &b->wild, 0, true)) {
         return false;
     }
-    if (empty && !gather_list(g, &b->empty)) {
+    if (empty && !gather_list(g, &b->empty, 0, true)) {
         return false;
     }
     return true;
@@ -1094,18 +1196,25 @@ struct rule *rules_decide(struct rules *t, const struct rules_subject *s)
         return decide_marked(t, &g, s, by_name);
     }
 
-    /* k-way merge, smallest rule index first, each index once. */
+    /* k-way merge, smallest rule index first, each rule once. */
     struct cursor *cur = g.cur;
     size_t k = g.k;
     while (k > 0) {
-        uint32_t next = *cur[0].p;
+        uint32_t next = cur[0].p->rule;
         for (size_t j = 1; j < k; j++) {
-            if (*cur[j].p < next) {
-                next = *cur[j].p;
+            if (cur[j].p->rule < next) {
+                next = cur[j].p->rule;
             }
         }
         for (size_t j = 0; j < k;) {
-            if (*cur[j].p == next && ++cur[j].p == cur[j].end) {
+            bool more = true;
+            /* Past every entry of rule next: two anchors of one rule may
+             * share a slot and, rarely, a tag. */
+            while (more && cur[j].p->rule == next) {
+                cur[j].p++;
+                more = cursor_settle(&cur[j]);
+            }
+            if (!more) {
                 cur[j] = cur[--k];
             } else {
                 j++;

@@ -22,4 +22,9 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 (cd build-test && ctest --output-on-failure)
 
 tests/fuzz/run.sh "$FUZZ_SECONDS"
+
+# The container image's build steps (the Dockerfile runs the same script;
+# no Docker engine here), then a smoke test of the installed binary.
+scripts/container-build.sh build-container/root
+scripts/container-smoke.sh build-container/root
 echo "all tests passed"

@@ -39,6 +39,13 @@ struct proxy {
  */
 int conn_create(struct proxy *px, int fd, const struct sockaddr *peer);
 
+/*
+ * Graceful stop: every connection of px stops reading requests; what its
+ * client already sent is still forwarded and answered (delays included),
+ * then it closes, exactly as after a client EOF. Idle ones close at once.
+ */
+void conn_drain_all(struct proxy *px);
+
 /* Closes and frees every connection of px at once (shutdown). */
 void conn_close_all(struct proxy *px);
 

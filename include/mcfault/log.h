@@ -17,6 +17,15 @@ enum log_level {
 /* The current level; set once from the command line. */
 extern int log_level;
 
+/*
+ * --log-file: log lines go to path (appended, line-buffered) instead of
+ * stderr. log_reopen reopens the same path (SIGUSR1, log rotation).
+ * Return 0 or -1 with errno; on failure the current output stays.
+ */
+int log_open(const char *path);
+int log_reopen(void);
+void log_close(void);
+
 /* Prints one line at level (with a trailing newline) if enabled. */
 void log_msg(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -30,6 +39,10 @@ void log_trace(char dir, int fd, const char *text, size_t len);
  * made printable: bytes outside 0x20..0x7e become \xHH. Returns out.
  */
 char *log_printable(const char *s, size_t n, char *out, size_t cap);
+
+/* Writes JSON's escaping of byte ch (at most 6 bytes, no NUL) into out and
+ * returns its length: the building block of log_json_escape. */
+size_t log_json_byte(unsigned char ch, char *out);
 
 /*
  * Writes s[0..n) into out (room for cap bytes, NUL-terminated) as the

@@ -375,6 +375,10 @@ static const struct decide_case decide_cases[] = {
      "a"},
     {"key question mark", {{.name = "a", .keys = {"?1"}}}, GET("z1"), "a"},
     {"key second glob", {{.name = "a", .keys = {"x*", "y*"}}}, GET("y1"), "a"},
+    {"key prefix is the whole key",
+     {{.name = "a", .keys = {"ab*"}}},
+     GET("ab"),
+     "a"},
     {"key suffix", {{.name = "a", .keys = {"*:lock"}}}, GET("x:lock"), "a"},
     {"key suffix is the whole key",
      {{.name = "a", .keys = {"*:lock"}}},
@@ -1047,7 +1051,9 @@ static void test_index_anchor_table(void **state)
         const char *key;
         bool want;
     } cases[] = {
-        {"abc*", "abcd", true},       {"abc*", "abd", false},
+        {"abc*", "abcd", true},       {"abc*", "abc", true},
+        {"abc", "abc", true},         {"abc", "abcd", false},
+        {"abc", "ab", false},         {"abc*", "abd", false},
         {"a\\*c*", "a*cd", true},     {"a[bc]d*", "acde", true},
         {"[xy]z", "yz", true},        {"[^x]z", "yz", true},
         {"[^x]z", "xz", false},       {"*:lock", "x:lock", true},
@@ -1119,10 +1125,12 @@ static void test_index_many_first_bytes(void **state)
         rule_with_keys(rs, at++, &k, &kl, 1);
     }
     for (size_t i = 0; i < 256; i++) {
-        /* "\<byte>xa*": escaped so that '*', '?', '[', '\' are literal. */
-        char pat[5] = {'\\', (char)(255 - i), 'x', 'a', '*'};
+        /* "\<byte>x[a]*": anchored on "<byte>x" (escaped, so '*', '?',
+         * '[', '\' are literal); keys "<byte>x<not a>" are candidates that
+         * do not match. */
+        char pat[7] = {'\\', (char)(255 - i), 'x', '[', 'a', ']', '*'};
         const char *k = pat;
-        size_t kl = 5;
+        size_t kl = 7;
         rule_with_keys(rs, at++, &k, &kl, 1);
     }
     for (size_t i = 0; i < 100; i++) {

@@ -1,0 +1,1109 @@
+/*
+ * The admin HTTP API on the daemon's own event loop (libevent's evhttp):
+ * every handler answers at once except GET /health, which holds its request
+ * while non-blocking connects probe the upstreams. See docs/admin-api.md.
+ */
+#include "mcfault/admin.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+
+#include <netdb.h>
+
+#include "mcfault/addr.h"
+#include "mcfault/config.h"
+#include "mcfault/log.h"
+#include "mcfault/rules.h"
+#include "mcfault/stats.h"
+
+/* A rule document, not a dump: evhttp answers 413 beyond this. */
+#define ADMIN_BODY_MAX (1024 * 1024)
+/* Request line and headers; curl and Prometheus send well under 1 KiB. */
+#define ADMIN_HEADERS_MAX (16 * 1024)
+/* A client that stalls mid-request (or idles on keep-alive) is dropped
+ * after this long; it never blocks anything meanwhile. */
+#define ADMIN_TIMEOUT_S 10
+#define ADMIN_BACKLOG 64
+/* "PORT" alone binds here: the API changes what the proxy does, so it is
+ * not exposed beyond the host unless asked. */
+#define ADMIN_DEFAULT_HOST "127.0.0.1"
+/* How long GET /health waits for an upstream to accept a connection. */
+#define HEALTH_TIMEOUT_MS 1000
+/* `since` of GET /events: a uint64_t has at most 20 digits. */
+#define SINCE_DIGITS_MAX 20
+
+struct health;
+
+struct admin {
+    struct app *a;
+    struct evhttp *http;
+    struct health *checks; /* GET /health requests waiting for probes */
+    struct timespec started;
+};
+
+/* One upstream reachability probe: a non-blocking connect. */
+struct probe {
+    struct health *h;
+    evutil_socket_t fd; /* -1 when not (or no longer) connecting */
+    struct event *ev;
+    bool ok;
+    int err;         /* errno of a failed connect, 0 otherwise */
+    const char *why; /* or a fixed reason */
+};
+
+/* A GET /health in progress: one probe per proxy, in a->proxies order
+ * (proxies never change while mcfault runs). */
+struct health {
+    struct admin *ad;
+    struct evhttp_request *req; /* NULL once libevent freed it */
+    struct evhttp_connection *evcon;
+    struct probe *probes;
+    size_t n;
+    size_t pending;
+    struct health *prev;
+    struct health *next;
+};
+
+/* --------------------------------------------------------------------- */
+/* Output helpers                                                          */
+
+/* Appends s[0..n) as a JSON string, quoted: quotes, backslashes, control
+ * bytes and bytes of 0x80 and above escaped (\u00HH, as log_json_escape),
+ * so any bytes (a glob may hold NUL) give valid JSON. */
+static void json_str(struct evbuffer *b, const char *s, size_t n)
+{
+    char buf[256];
+    size_t o = 0;
+
+    buf[o++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (o + 7 > sizeof(buf)) {
+            evbuffer_add(b, buf, o);
+            o = 0;
+        }
+        o += log_json_byte(ch, buf + o);
+    }
+    buf[o++] = '"';
+    evbuffer_add(b, buf, o);
+}
+
+static void json_cstr(struct evbuffer *b, const char *s)
+{
+    json_str(b, s, strlen(s));
+}
+
+/* Appends a Prometheus label value: backslash, quote and newline escaped
+ * (exposition format 0.0.4); names hold no other control bytes. */
+static void prom_label(struct evbuffer *b, const char *s)
+{
+    for (; *s != '\0'; s++) {
+        if (*s == '\\') {
+            evbuffer_add(b, "\\\\", 2);
+        } else if (*s == '"') {
+            evbuffer_add(b, "\\\"", 2);
+        } else if (*s == '\n') {
+            evbuffer_add(b, "\\n", 2);
+        } else {
+            evbuffer_add(b, s, 1);
+        }
+    }
+}
+
+static const char *method_name(enum evhttp_cmd_type m)
+{
+    switch (m) {
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    case EVHTTP_REQ_OPTIONS:
+        return "OPTIONS";
+    case EVHTTP_REQ_TRACE:
+        return "TRACE";
+    case EVHTTP_REQ_CONNECT:
+        return "CONNECT";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
+    }
+    return "?";
+}
+
+/* Sends body (may be NULL) with status code and frees it. */
+static void reply(struct evhttp_request *req, int code, const char *ctype,
+                  struct evbuffer *body)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+
+    if (log_enabled(LOG_INFO)) {
+        char uri[512];
+        const char *u = evhttp_request_get_uri(req);
+        log_msg(LOG_INFO, "admin: %s %s: %d",
+                method_name(evhttp_request_get_command(req)),
+                log_printable(u, strlen(u), uri, sizeof(uri)), code);
+    }
+    evhttp_add_header(h, "Content-Type", ctype);
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    evhttp_send_reply(req, code, NULL, body);
+    if (body != NULL) {
+        evbuffer_free(body);
+    }
+}
+
+static void reply_json(struct evhttp_request *req, int code,
+                       struct evbuffer *body)
+{
+    evbuffer_add(body, "\n", 1);
+    reply(req, code, "application/json", body);
+}
+
+/* Replies {"error": "..."} with status code. */
+static void reply_error(struct evhttp_request *req, int code, const char *fmt,
+                        ...) __attribute__((format(printf, 3, 4)));
+
+static void reply_error(struct evhttp_request *req, int code, const char *fmt,
+                        ...)
+{
+    struct evbuffer *b = evbuffer_new();
+    char msg[1024];
+    va_list ap;
+
+    if (b == NULL) {
+        reply(req, 500, "application/json", NULL);
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    evbuffer_add_printf(b, "{\"error\":");
+    json_cstr(b, msg);
+    evbuffer_add(b, "}", 1);
+    reply_json(req, code, b);
+}
+
+/* Replies {"error": what, "problems": [...]} (a refused change). */
+static void reply_problems(struct evhttp_request *req, int code,
+                           const char *what, const struct config_errors *errs)
+{
+    struct evbuffer *b = evbuffer_new();
+
+    if (b == NULL) {
+        reply(req, 500, "application/json", NULL);
+        return;
+    }
+    evbuffer_add_printf(b, "{\"error\":");
+    json_cstr(b, what);
+    evbuffer_add_printf(b, ",\"problems\":[");
+    for (size_t i = 0; i < errs->n; i++) {
+        evbuffer_add_printf(b, "%s", i > 0 ? "," : "");
+        json_cstr(b, errs->msgs[i]);
+    }
+    evbuffer_add(b, "]}", 2);
+    reply_json(req, code, b);
+}
+
+/* Replies {"ok":true,"rules":N} (rules in force now, over every proxy). */
+static void reply_ok_rules(struct admin *ad, struct evhttp_request *req)
+{
+    struct evbuffer *b = evbuffer_new();
+
+    if (b == NULL) {
+        reply(req, 500, "application/json", NULL);
+        return;
+    }
+    evbuffer_add_printf(b, "{\"ok\":true,\"rules\":%zu}",
+                        app_rule_count(ad->a));
+    reply_json(req, 200, b);
+}
+
+/* --------------------------------------------------------------------- */
+/* GET /health                                                             */
+
+static void health_free(struct health *h)
+{
+    struct admin *ad = h->ad;
+
+    for (size_t i = 0; i < h->n; i++) {
+        struct probe *p = &h->probes[i];
+        if (p->ev != NULL) {
+            event_free(p->ev);
+        }
+        if (p->fd >= 0) {
+            evutil_closesocket(p->fd);
+        }
+    }
+    if (h->evcon != NULL) {
+        evhttp_connection_set_closecb(h->evcon, NULL, NULL);
+    }
+    if (h->prev != NULL) {
+        h->prev->next = h->next;
+    } else if (ad->checks == h) {
+        ad->checks = h->next;
+    }
+    if (h->next != NULL) {
+        h->next->prev = h->prev;
+    }
+    free(h->probes);
+    free(h);
+}
+
+/* Every probe has answered: replies 200 when every upstream accepted a
+ * connection, 503 otherwise, and frees h. */
+static void health_finish(struct health *h)
+{
+    struct app *a = h->ad->a;
+    struct evhttp_request *req = h->req;
+    struct evbuffer *b = req != NULL ? evbuffer_new() : NULL;
+    bool all = true;
+
+    if (b != NULL) {
+        evbuffer_add_printf(b, "{\"proxies\":[");
+        for (size_t i = 0; i < h->n; i++) {
+            const struct app_proxy *ap = &a->proxies[i];
+            const struct probe *p = &h->probes[i];
+            all = all && p->ok;
+            evbuffer_add_printf(b, "%s{\"name\":", i > 0 ? "," : "");
+            json_cstr(b, ap->name);
+            evbuffer_add_printf(b, ",\"listen\":");
+            json_cstr(b, ap->listen);
+            evbuffer_add_printf(b, ",\"upstream\":");
+            json_cstr(b, ap->upstream);
+            evbuffer_add_printf(b, ",\"upstream_reachable\":%s",
+                                p->ok ? "true" : "false");
+            if (!p->ok) {
+                evbuffer_add_printf(b, ",\"error\":");
+                json_cstr(b, p->why != NULL ? p->why : strerror(p->err));
+            }
+            evbuffer_add(b, "}", 1);
+        }
+        evbuffer_add_printf(b, "],\"ok\":%s}", all ? "true" : "false");
+    }
+    h->req = NULL;
+    health_free(h);
+    if (req == NULL) {
+        return; /* the client went away and libevent freed the request */
+    }
+    if (b == NULL) {
+        reply(req, 500, "application/json", NULL);
+        return;
+    }
+    reply_json(req, all ? 200 : 503, b);
+}
+
+static void on_probe(evutil_socket_t fd, short what, void *arg);
+
+/* Starts probing px's upstream; a probe that ends at once (unresolved,
+ * refused synchronously) leaves h->pending unchanged. */
+static void probe_start(struct health *h, struct probe *p,
+                        const struct proxy *px)
+{
+    struct event_base *base = h->ad->a->base;
+    evutil_socket_t fd;
+
+    p->h = h;
+    p->fd = -1;
+    if (px->upstream_len == 0) {
+        p->why = "upstream address not resolved (retried at the next "
+                 "client connection)";
+        return;
+    }
+    fd = socket(px->upstream.ss_family,
+                SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        p->err = errno;
+        return;
+    }
+    if (connect(fd, (const struct sockaddr *)&px->upstream, px->upstream_len) ==
+        0) {
+        evutil_closesocket(fd);
+        p->ok = true;
+        return;
+    }
+    if (errno != EINPROGRESS) {
+        p->err = errno;
+        evutil_closesocket(fd);
+        return;
+    }
+    struct timeval tv = {.tv_sec = HEALTH_TIMEOUT_MS / 1000,
+                         .tv_usec = (HEALTH_TIMEOUT_MS % 1000) * 1000};
+    p->ev = event_new(base, fd, EV_WRITE, on_probe, p);
+    if (p->ev == NULL || event_add(p->ev, &tv) != 0) {
+        if (p->ev != NULL) {
+            event_free(p->ev);
+            p->ev = NULL;
+        }
+        evutil_closesocket(fd);
+        p->why = "out of memory";
+        return;
+    }
+    p->fd = fd;
+    h->pending++;
+}
+
+static void on_probe(evutil_socket_t fd, short what, void *arg)
+{
+    struct probe *p = arg;
+    struct health *h = p->h;
+
+    if (what & EV_TIMEOUT) {
+        p->why = "no answer within 1s";
+    } else {
+        int err = 0;
+        socklen_t len = sizeof(err);
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
+            err = errno;
+        }
+        p->ok = err == 0;
+        p->err = err;
+    }
+    event_free(p->ev);
+    p->ev = NULL;
+    evutil_closesocket(p->fd);
+    p->fd = -1;
+    if (--h->pending == 0) {
+        health_finish(h);
+    }
+}
+
+/*
+ * The HTTP client's connection is being freed while its /health request
+ * waits. A request libevent detached from it (EOF while we held it) is
+ * ours: replying frees it. One still attached is freed with the
+ * connection right after this returns, so it must not be touched again.
+ */
+static void on_client_close(struct evhttp_connection *evcon, void *arg)
+{
+    struct health *h = arg;
+
+    h->evcon = NULL;
+    if (h->req != NULL && evhttp_request_get_connection(h->req) == evcon) {
+        h->req = NULL;
+    }
+}
+
+static void h_health(struct admin *ad, struct evhttp_request *req,
+                     struct evkeyvalq *params)
+{
+    struct app *a = ad->a;
+    struct health *h = calloc(1, sizeof(*h));
+    (void)params;
+
+    if (h == NULL ||
+        (h->probes = calloc(a->nproxies + 1, sizeof(*h->probes))) == NULL) {
+        free(h);
+        reply_error(req, 500, "out of memory");
+        return;
+    }
+    h->ad = ad;
+    h->req = req;
+    h->n = a->nproxies;
+    h->next = ad->checks;
+    if (ad->checks != NULL) {
+        ad->checks->prev = h;
+    }
+    ad->checks = h;
+    for (size_t i = 0; i < h->n; i++) {
+        probe_start(h, &h->probes[i], &a->proxies[i].px);
+    }
+    if (h->pending == 0) {
+        health_finish(h);
+        return;
+    }
+    h->evcon = evhttp_request_get_connection(req);
+    if (h->evcon != NULL) {
+        evhttp_connection_set_closecb(h->evcon, on_client_close, h);
+    }
+}
+
+/* --------------------------------------------------------------------- */
+/* Rules                                                                   */
+
+static void json_globs(struct evbuffer *b, const struct rule_glob *g, size_t n)
+{
+    evbuffer_add(b, "[", 1);
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0) {
+            evbuffer_add(b, ",", 1);
+        }
+        json_str(b, g[i].pat, g[i].len);
+    }
+    evbuffer_add(b, "]", 1);
+}
+
+static void json_rule(struct evbuffer *b, const struct rule *r)
+{
+    evbuffer_add_printf(b, "{\"name\":");
+    json_cstr(b, r->name);
+    evbuffer_add_printf(b, ",\"command\":");
+    json_globs(b, r->cmds, r->ncmds);
+    evbuffer_add_printf(b, ",\"key\":");
+    json_globs(b, r->keys, r->nkeys);
+    evbuffer_add_printf(b, ",\"action\":\"%s\"", rule_action_name(r->action));
+    if (r->action == RULE_ERROR && r->message != NULL) {
+        evbuffer_add_printf(b, ",\"message\":");
+        json_str(b, r->message, r->message_len);
+    }
+    if (r->action == RULE_DELAY) {
+        evbuffer_add_printf(b,
+                            ",\"delay_us\":%" PRIu64 ",\"jitter_us\":%" PRIu64,
+                            r->delay_us, r->jitter_us);
+    }
+    evbuffer_add_printf(b,
+                        ",\"probability\":%.15g,\"after\":%" PRIu64
+                        ",\"limit\":%" PRIu64 ",\"forward\":%s,\"enabled\":%s"
+                        ",\"matched\":%" PRIu64 ",\"fired\":%" PRIu64 "}",
+                        r->probability, r->after, r->limit,
+                        r->forward ? "true" : "false",
+                        r->enabled ? "true" : "false", r->matched, r->fired);
+}
+
+/* The proxy ?proxy=NAME names, or NULL for all. Replies 404 and returns
+ * -1 when it names none. */
+static int target_proxy(struct admin *ad, struct evhttp_request *req,
+                        struct evkeyvalq *params, const char **name,
+                        struct app_proxy **ap)
+{
+    *name = evhttp_find_header(params, "proxy");
+    *ap = NULL;
+    if (*name != NULL && (*ap = app_find_proxy(ad->a, *name)) == NULL) {
+        reply_error(req, 404, "no proxy named '%s'", *name);
+        return -1;
+    }
+    return 0;
+}
+
+static void h_rules_get(struct admin *ad, struct evhttp_request *req,
+                        struct evkeyvalq *params)
+{
+    struct app *a = ad->a;
+    struct app_proxy *only;
+    const char *target;
+    struct evbuffer *b;
+    bool first = true;
+
+    if (target_proxy(ad, req, params, &target, &only) != 0) {
+        return;
+    }
+    if ((b = evbuffer_new()) == NULL) {
+        reply_error(req, 500, "out of memory");
+        return;
+    }
+    evbuffer_add_printf(b, "{\"proxies\":[");
+    for (size_t i = 0; i < a->nproxies; i++) {
+        struct app_proxy *ap = &a->proxies[i];
+        struct rules *t = ap->px.rules;
+        if (only != NULL && only != ap) {
+            continue;
+        }
+        evbuffer_add_printf(b, "%s{\"name\":", first ? "" : ",");
+        first = false;
+        json_cstr(b, ap->name);
+        evbuffer_add_printf(b, ",\"rules\":[");
+        for (size_t j = 0; t != NULL && j < rules_count(t); j++) {
+            if (j > 0) {
+                evbuffer_add(b, ",", 1);
+            }
+            json_rule(b, rules_at(t, j));
+        }
+        evbuffer_add(b, "]}", 2);
+    }
+    evbuffer_add(b, "]}", 2);
+    reply_json(req, 200, b);
+}
+
+static void h_rules_put(struct admin *ad, struct evhttp_request *req,
+                        struct evkeyvalq *params)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    struct config_errors errs = {0};
+    struct app_proxy *ap;
+    const char *target;
+
+    if (target_proxy(ad, req, params, &target, &ap) != 0) {
+        return;
+    }
+    if (len == 0) {
+        reply_error(req, 400,
+                    "empty body: send a rule document (DELETE /rules "
+                    "removes every rule)");
+        return;
+    }
+    const char *text = (const char *)evbuffer_pullup(in, -1);
+    if (text == NULL) {
+        reply_error(req, 500, "out of memory");
+        return;
+    }
+    if (app_replace_rules(ad->a, "body", text, len, target, &errs) != 0) {
+        reply_problems(req, 400, "invalid rules", &errs);
+        config_errors_free(&errs);
+        return;
+    }
+    config_errors_free(&errs);
+    reply_ok_rules(ad, req);
+}
+
+static void h_rules_delete(struct admin *ad, struct evhttp_request *req,
+                           struct evkeyvalq *params)
+{
+    struct app_proxy *ap;
+    const char *target;
+
+    if (target_proxy(ad, req, params, &target, &ap) != 0) {
+        return;
+    }
+    if (app_clear_rules(ad->a, target) != 0) {
+        reply_error(req, 404, "no proxy named '%s'", target);
+        return;
+    }
+    reply_ok_rules(ad, req);
+}
+
+/* POST /rules/NAME/enable|disable; name is already percent-decoded. */
+static void rules_toggle(struct admin *ad, struct evhttp_request *req,
+                         const char *name, bool enabled)
+{
+    size_t n = app_set_enabled(ad->a, name, enabled);
+    struct evbuffer *b;
+
+    if (n == 0) {
+        reply_error(req, 404, "no rule named '%s'", name);
+        return;
+    }
+    if ((b = evbuffer_new()) == NULL) {
+        reply_error(req, 500, "out of memory");
+        return;
+    }
+    evbuffer_add_printf(b, "{\"ok\":true,\"changed\":%zu}", n);
+    reply_json(req, 200, b);
+}
+
+static void h_reload(struct admin *ad, struct evhttp_request *req,
+                     struct evkeyvalq *params)
+{
+    struct config_errors errs = {0};
+    (void)params;
+
+    /* app_reload also logs and counts the refusal without a file. */
+    if (app_reload(ad->a, &errs) == 0) {
+        reply_ok_rules(ad, req);
+    } else if (ad->a->config_path == NULL) {
+        reply_error(req, 409,
+                    "no config file (-c): nothing to reload; use PUT "
+                    "/rules");
+    } else {
+        reply_problems(req, 400, "reload failed; the old rules are kept",
+                       &errs);
+    }
+    config_errors_free(&errs);
+}
+
+/* --------------------------------------------------------------------- */
+/* Stats, metrics, events                                                  */
+
+struct stat_field {
+    const char *name;
+    const char *kind; /* "counter" or "gauge" */
+    const char *help;
+    size_t off;
+};
+
+static const struct stat_field stat_fields[] = {
+#define STATS_ROW(name, kind, help)                                            \
+    {#name, #kind, help, offsetof(struct stats, name)},
+    STATS_FIELDS(STATS_ROW)
+#undef STATS_ROW
+};
+
+#define NFIELDS (sizeof(stat_fields) / sizeof(stat_fields[0]))
+
+static uint64_t field_value(const struct stat_field *f)
+{
+    uint64_t v;
+
+    memcpy(&v, (const char *)&stats + f->off, sizeof(v));
+    return v;
+}
+
+static uint64_t uptime_s(const struct admin *ad)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)(now.tv_sec - ad->started.tv_sec);
+}
+
+static void h_stats(struct admin *ad, struct evhttp_request *req,
+                    struct evkeyvalq *params)
+{
+    struct app *a = ad->a;
+    struct evbuffer *b = evbuffer_new();
+    bool first = true;
+    (void)params;
+
+    if (b == NULL) {
+        reply_error(req, 500, "out of memory");
+        return;
+    }
+    evbuffer_add_printf(
+        b, "{\"version\":\"%s\",\"uptime_seconds\":%" PRIu64 ",\"rules\":%zu",
+        MCFAULT_VERSION, uptime_s(ad), app_rule_count(a));
+    for (size_t i = 0; i < NFIELDS; i++) {
+        evbuffer_add_printf(b, ",\"%s\":%" PRIu64, stat_fields[i].name,
+                            field_value(&stat_fields[i]));
+    }
+    evbuffer_add_printf(b, ",\"commands\":{");
+    for (int op = 0; op < PROTO_OP__COUNT; op++) {
+        if (stats.commands[op] == 0) {
+            continue;
+        }
+        evbuffer_add_printf(b, "%s\"%s\":%" PRIu64, first ? "" : ",",
+                            proto_op_name((enum proto_op)op),
+                            stats.commands[op]);
+        first = false;
+    }
+    evbuffer_add_printf(b, "},\"faults\":{");
+    for (int i = 0; i < RULE__COUNT; i++) {
+        evbuffer_add_printf(b, "%s\"%s\":%" PRIu64, i > 0 ? "," : "",
+                            rule_action_name((enum rule_action)i),
+                            stats.faults[i]);
+    }
+    evbuffer_add_printf(b, "},\"proxies\":[");
+    for (size_t i = 0; i < a->nproxies; i++) {
+        struct app_proxy *ap = &a->proxies[i];
+        struct rules *t = ap->px.rules;
+        evbuffer_add_printf(b, "%s{\"name\":", i > 0 ? "," : "");
+        json_cstr(b, ap->name);
+        evbuffer_add_printf(b,
+                            ",\"connections_now\":%" PRIu64
+                            ",\"connections_total\":%" PRIu64 ",\"rules\":[",
+                            ap->px.conns_now, ap->px.conns_total);
+        for (size_t j = 0; t != NULL && j < rules_count(t); j++) {
+            const struct rule *r = rules_at(t, j);
+            evbuffer_add_printf(b, "%s{\"name\":", j > 0 ? "," : "");
+            json_cstr(b, r->name);
+            evbuffer_add_printf(b,
+                                ",\"enabled\":%s,\"matched\":%" PRIu64
+                                ",\"fired\":%" PRIu64 "}",
+                                r->enabled ? "true" : "false", r->matched,
+                                r->fired);
+        }
+        evbuffer_add(b, "]}", 2);
+    }
+    evbuffer_add(b, "]}", 2);
+    reply_json(req, 200, b);
+}
+
+/* # HELP and # TYPE lines of one metric family. */
+static void prom_family(struct evbuffer *b, const char *name, const char *kind,
+                        const char *help)
+{
+    evbuffer_add_printf(b, "# HELP mcfault_%s %s\n# TYPE mcfault_%s %s\n", name,
+                        help, name, kind);
+}
+
+/* The per-rule families: one sample per rule of every proxy. */
+static void prom_rules(struct evbuffer *b, struct app *a, const char *metric,
+                       int which)
+{
+    for (size_t i = 0; i < a->nproxies; i++) {
+        struct app_proxy *ap = &a->proxies[i];
+        struct rules *t = ap->px.rules;
+        for (size_t j = 0; t != NULL && j < rules_count(t); j++) {
+            const struct rule *r = rules_at(t, j);
+            uint64_t v = which == 0   ? r->matched
+                         : which == 1 ? r->fired
+                                      : (uint64_t)r->enabled;
+            evbuffer_add_printf(b, "mcfault_%s{proxy=\"", metric);
+            prom_label(b, ap->name);
+            evbuffer_add_printf(b, "\",rule=\"");
+            prom_label(b, r->name);
+            evbuffer_add_printf(b, "\"} %" PRIu64 "\n", v);
+        }
+    }
+}
+
+/*
+ * Fields exposed only split by a label, whose sum they are:
+ * mcfault_faults_total{action}, mcfault_connections{proxy} and
+ * mcfault_connections_accepted_total{proxy} (an unlabelled
+ * mcfault_connections_total beside the gauge mcfault_connections would
+ * clash for parsers that strip _total).
+ */
+static bool prom_by_label(const char *field)
+{
+    return strcmp(field, "faults_total") == 0 ||
+           strcmp(field, "connections_total") == 0 ||
+           strcmp(field, "connections_now") == 0;
+}
+
+static void h_metrics(struct admin *ad, struct evhttp_request *req,
+                      struct evkeyvalq *params)
+{
+    struct app *a = ad->a;
+    struct evbuffer *b = evbuffer_new();
+    (void)params;
+
+    if (b == NULL) {
+        reply_error(req, 500, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < NFIELDS; i++) {
+        const struct stat_field *f = &stat_fields[i];
+        char name[64];
+        size_t n = strlen(f->name);
+        bool counter = strcmp(f->kind, "counter") == 0;
+        if (prom_by_label(f->name)) {
+            continue;
+        }
+        /* Prometheus counters end in _total. */
+        snprintf(name, sizeof(name), "%s%s", f->name,
+                 counter && (n < 6 || strcmp(f->name + n - 6, "_total") != 0)
+                     ? "_total"
+                     : "");
+        prom_family(b, name, f->kind, f->help);
+        evbuffer_add_printf(b, "mcfault_%s %" PRIu64 "\n", name,
+                            field_value(f));
+    }
+    prom_family(b, "commands_total", "counter", "commands parsed, by command");
+    for (int op = 0; op < PROTO_OP__COUNT; op++) {
+        evbuffer_add_printf(
+            b, "mcfault_commands_total{command=\"%s\"} %" PRIu64 "\n",
+            proto_op_name((enum proto_op)op), stats.commands[op]);
+    }
+    prom_family(b, "faults_total", "counter", "faults fired, by action");
+    for (int i = 0; i < RULE__COUNT; i++) {
+        evbuffer_add_printf(
+            b, "mcfault_faults_total{action=\"%s\"} %" PRIu64 "\n",
+            rule_action_name((enum rule_action)i), stats.faults[i]);
+    }
+    prom_family(b, "connections", "gauge", "client connections open, by proxy");
+    for (size_t i = 0; i < a->nproxies; i++) {
+        evbuffer_add_printf(b, "mcfault_connections{proxy=\"");
+        prom_label(b, a->proxies[i].name);
+        evbuffer_add_printf(b, "\"} %" PRIu64 "\n", a->proxies[i].px.conns_now);
+    }
+    prom_family(b, "connections_accepted_total", "counter",
+                "client connections accepted, by proxy");
+    for (size_t i = 0; i < a->nproxies; i++) {
+        evbuffer_add_printf(b, "mcfault_connections_accepted_total{proxy=\"");
+        prom_label(b, a->proxies[i].name);
+        evbuffer_add_printf(b, "\"} %" PRIu64 "\n",
+                            a->proxies[i].px.conns_total);
+    }
+    prom_family(b, "rules", "gauge", "rules in force, over every proxy");
+    evbuffer_add_printf(b, "mcfault_rules %zu\n", app_rule_count(a));
+    prom_family(b, "rule_matched_total", "counter",
+                "commands a rule's globs matched");
+    prom_rules(b, a, "rule_matched_total", 0);
+    prom_family(b, "rule_fired_total", "counter", "faults a rule fired");
+    prom_rules(b, a, "rule_fired_total", 1);
+    prom_family(b, "rule_enabled", "gauge", "1 when a rule is enabled");
+    prom_rules(b, a, "rule_enabled", 2);
+    prom_family(b, "uptime_seconds", "gauge", "seconds since the API started");
+    evbuffer_add_printf(b, "mcfault_uptime_seconds %" PRIu64 "\n",
+                        uptime_s(ad));
+    prom_family(b, "build_info", "gauge", "always 1; the version as a label");
+    evbuffer_add_printf(b, "mcfault_build_info{version=\"%s\"} 1\n",
+                        MCFAULT_VERSION);
+    reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", b);
+}
+
+static void add_event(uint64_t seq, const char *json, void *arg)
+{
+    struct evbuffer *b = arg;
+
+    evbuffer_add_printf(b, "%s{\"seq\":%" PRIu64 ",\"event\":%s}",
+                        evbuffer_get_length(b) > 0 ? "," : "", seq, json);
+}
+
+static void h_events(struct admin *ad, struct evhttp_request *req,
+                     struct evkeyvalq *params)
+{
+    const char *s = evhttp_find_header(params, "since");
+    uint64_t since = 0;
+    struct evbuffer *list;
+    struct evbuffer *b;
+    (void)ad;
+
+    if (s != NULL) {
+        size_t n = strlen(s);
+        if (n == 0 || n > SINCE_DIGITS_MAX || strspn(s, "0123456789") != n) {
+            reply_error(req, 400,
+                        "'since' must be a non-negative integer, got '%.40s'",
+                        s);
+            return;
+        }
+        errno = 0;
+        since = strtoull(s, NULL, 10);
+        if (errno == ERANGE) {
+            reply_error(req, 400, "'since' is out of range");
+            return;
+        }
+    }
+    list = evbuffer_new();
+    b = evbuffer_new();
+    if (list == NULL || b == NULL) {
+        if (list != NULL) {
+            evbuffer_free(list);
+        }
+        if (b != NULL) {
+            evbuffer_free(b);
+        }
+        reply_error(req, 500, "out of memory");
+        return;
+    }
+    uint64_t last = stats_events_since(since, add_event, list);
+    evbuffer_add_printf(b, "{\"last\":%" PRIu64 ",\"events\":[", last);
+    evbuffer_add_buffer(b, list);
+    evbuffer_free(list);
+    evbuffer_add(b, "]}", 2);
+    reply_json(req, 200, b);
+}
+
+/* --------------------------------------------------------------------- */
+/* Routing                                                                 */
+
+typedef void (*handler_fn)(struct admin *ad, struct evhttp_request *req,
+                           struct evkeyvalq *params);
+
+struct route {
+    const char *path;
+    enum evhttp_cmd_type method; /* GET also answers HEAD */
+    handler_fn fn;
+};
+
+static const struct route routes[] = {
+    {"/health", EVHTTP_REQ_GET, h_health},
+    {"/rules", EVHTTP_REQ_GET, h_rules_get},
+    {"/rules", EVHTTP_REQ_PUT, h_rules_put},
+    {"/rules", EVHTTP_REQ_DELETE, h_rules_delete},
+    {"/reload", EVHTTP_REQ_POST, h_reload},
+    {"/stats", EVHTTP_REQ_GET, h_stats},
+    {"/metrics", EVHTTP_REQ_GET, h_metrics},
+    {"/events", EVHTTP_REQ_GET, h_events},
+};
+
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+/* Replies 405 with the Allow header listing what path accepts. */
+static void reply_405(struct evhttp_request *req, const char *allow)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+    reply_error(req, 405, "method not allowed (allowed: %s)", allow);
+}
+
+/*
+ * POST /rules/NAME/enable and /rules/NAME/disable; NAME is percent-encoded
+ * and may hold '/'. Returns false when path is not of that shape.
+ */
+static bool route_toggle(struct admin *ad, struct evhttp_request *req,
+                         const char *path)
+{
+    static const char prefix[] = "/rules/";
+    const char *slash;
+    bool enable;
+
+    if (strncmp(path, prefix, sizeof(prefix) - 1) != 0 ||
+        (slash = strrchr(path, '/')) == NULL || slash < path + sizeof(prefix)) {
+        return false;
+    }
+    if (strcmp(slash, "/enable") == 0) {
+        enable = true;
+    } else if (strcmp(slash, "/disable") == 0) {
+        enable = false;
+    } else {
+        return false;
+    }
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+        reply_405(req, "POST");
+        return true;
+    }
+    const char *seg = path + sizeof(prefix) - 1;
+    size_t seg_len = (size_t)(slash - seg);
+    char *raw = malloc(seg_len + 1);
+    size_t len = 0;
+    char *name = NULL;
+    if (raw != NULL) {
+        memcpy(raw, seg, seg_len);
+        raw[seg_len] = '\0';
+        name = evhttp_uridecode(raw, 0, &len);
+        free(raw);
+    }
+    if (name == NULL) {
+        reply_error(req, 500, "out of memory");
+        return true;
+    }
+    if (len != strlen(name)) {
+        reply_error(req, 400, "a rule name cannot contain NUL");
+    } else {
+        rules_toggle(ad, req, name, enable);
+    }
+    free(name);
+    return true;
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    struct admin *ad = arg;
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+    const char *query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    struct evkeyvalq params;
+    char allow[64] = "";
+    bool known = false;
+
+    /* An empty list (evhttp_parse_query_str fills it when there is a
+     * query). */
+    params.tqh_first = NULL;
+    params.tqh_last = &params.tqh_first;
+    if (path == NULL || *path == '\0') {
+        reply_error(req, 400, "bad request target");
+        return;
+    }
+    if (query != NULL && evhttp_parse_query_str(query, &params) != 0) {
+        evhttp_clear_headers(&params);
+        reply_error(req, 400, "bad query string");
+        return;
+    }
+    for (size_t i = 0; i < NROUTES; i++) {
+        const struct route *r = &routes[i];
+        if (strcmp(r->path, path) != 0) {
+            continue;
+        }
+        known = true;
+        if (r->method == m ||
+            (r->method == EVHTTP_REQ_GET && m == EVHTTP_REQ_HEAD)) {
+            r->fn(ad, req, &params);
+            evhttp_clear_headers(&params);
+            return;
+        }
+        size_t used = strlen(allow);
+        snprintf(allow + used, sizeof(allow) - used, "%s%s%s",
+                 used > 0 ? ", " : "", method_name(r->method),
+                 r->method == EVHTTP_REQ_GET ? ", HEAD" : "");
+    }
+    if (known) {
+        reply_405(req, allow);
+    } else if (!route_toggle(ad, req, path)) {
+        reply_error(req, 404, "no such endpoint: %.200s", path);
+    }
+    evhttp_clear_headers(&params);
+}
+
+/* --------------------------------------------------------------------- */
+/* Lifecycle                                                               */
+
+/* "ADDR:PORT", "[V6]:PORT", or "PORT" alone (ADMIN_DEFAULT_HOST). */
+static int admin_parse_addr(const char *s, struct addr_spec *spec)
+{
+    size_t n = strlen(s);
+
+    if (n > 0 && n < ADDR_PORT_MAX && strspn(s, "0123456789") == n) {
+        char buf[sizeof(ADMIN_DEFAULT_HOST) + ADDR_PORT_MAX + 1];
+        snprintf(buf, sizeof(buf), "%s:%s", ADMIN_DEFAULT_HOST, s);
+        return addr_parse(buf, "", spec);
+    }
+    return addr_parse(s, "", spec);
+}
+
+struct admin *admin_create(struct app *a, const char *addr)
+{
+    struct addr_spec spec;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    struct admin *ad;
+    struct evconnlistener *evl;
+    int rc;
+
+    if (admin_parse_addr(addr, &spec) != 0) {
+        log_msg(LOG_ERROR,
+                "admin API: bad address '%s' (want ADDR:PORT or "
+                "PORT)",
+                addr);
+        return NULL;
+    }
+    if ((rc = addr_resolve(&spec, 1, &ss, &len)) != 0) {
+        log_msg(LOG_ERROR, "admin API: %s:%s: %s", spec.host, spec.port,
+                gai_strerror(rc));
+        return NULL;
+    }
+    if ((ad = calloc(1, sizeof(*ad))) == NULL ||
+        (ad->http = evhttp_new(a->base)) == NULL) {
+        log_msg(LOG_ERROR, "admin API: out of memory");
+        free(ad);
+        return NULL;
+    }
+    ad->a = a;
+    clock_gettime(CLOCK_MONOTONIC, &ad->started);
+    evl = evconnlistener_new_bind(
+        a->base, NULL, NULL,
+        LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+        ADMIN_BACKLOG, (struct sockaddr *)&ss, (int)len);
+    if (evl == NULL) {
+        log_msg(LOG_ERROR, "admin API: listen %s:%s: %s", spec.host, spec.port,
+                strerror(errno));
+        goto fail;
+    }
+    if (evhttp_bind_listener(ad->http, evl) == NULL) {
+        evconnlistener_free(evl);
+        log_msg(LOG_ERROR, "admin API: out of memory");
+        goto fail;
+    }
+    evhttp_set_max_body_size(ad->http, ADMIN_BODY_MAX);
+    evhttp_set_max_headers_size(ad->http, ADMIN_HEADERS_MAX);
+    evhttp_set_timeout(ad->http, ADMIN_TIMEOUT_S);
+    /* Every method but CONNECT reaches on_request, which answers 405 with
+     * Allow for the ones a path does not take (evhttp would say 501). */
+    evhttp_set_allowed_methods(
+        ad->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                      EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+                      EVHTTP_REQ_TRACE | EVHTTP_REQ_PATCH);
+    evhttp_set_gencb(ad->http, on_request, ad);
+    log_msg(LOG_INFO, "admin API: listening on %s:%s", spec.host, spec.port);
+    return ad;
+fail:
+    evhttp_free(ad->http);
+    free(ad);
+    return NULL;
+}
+
+void admin_destroy(struct admin *ad)
+{
+    if (ad == NULL) {
+        return;
+    }
+    /* Pending /health requests: their probes stop here. A request still
+     * on its connection is freed by evhttp_free; a detached one is ours. */
+    while (ad->checks != NULL) {
+        struct health *h = ad->checks;
+        struct evhttp_request *req = h->req;
+        if (req != NULL && evhttp_request_get_connection(req) == NULL) {
+            evhttp_request_free(req);
+        }
+        health_free(h);
+    }
+    evhttp_free(ad->http);
+    free(ad);
+}
