@@ -41,11 +41,11 @@
  *    of its globs matches "" (empty or all '*').
  *
  * A bucket holds a WILD list, an EMPTY list and a hash table of anchors.
- * An anchor's hash (bytes, length, kind) picks its slot with
- * its low bits, and its high 32 bits are its *tag*; a slot is a list of
- * (rule, tag) entries, so a rule whose anchor merely shares the slot is
- * skipped without touching the rule, plus a 32-bit filter of the tags it
- * holds, so most probes of a key that matches nothing stop at the slot.
+ * An anchor's hash (bytes, length, kind) picks its slot with its low
+ * bits, and its high 32 bits are its *tag*. A slot is a list of (rule,
+ * tag) entries, so a rule whose anchor merely shares the slot is skipped
+ * without touching the rule, and a 32-bit filter of the tags it holds, so
+ * most probes of a key that matches nothing stop at the slot.
  * All lists are in file order, in one pool. For a key, each prefix whose
  * length is that of some prefix anchor in the bucket (a 64-bit mask) is
  * hashed (one pass from the key's start, mixing a word at a time) and the
@@ -57,9 +57,10 @@
  * The candidates for a subject are the union of those over its keys, WILD
  * when a key is not empty, and EMPTY when one is empty or there is none.
  * They are walked in increasing rule index by a k-way merge over cursors
- * on the stack (each rule once), checked in full with glob_match and
- * gated, so the result is exactly that of trying every rule in file
- * order, and the first rule that fires ends the walk. When a subject
+ * on the stack (each rule once), checked in full (the command in bucket
+ * 0, the RULE_MISS conditions, the key globs with glob_match) and gated,
+ * so the result is exactly that of trying every rule in file order, and
+ * the first rule that fires ends the walk. When a subject
  * brings more than CURSORS_MAX lists (a multi-get whose keys hit many
  * slots), they are marked in a bitmap the table owns instead and the
  * bitmap is read in order: still exact, still no allocation.
@@ -67,7 +68,7 @@
  * Memory: per bucket a rule takes at most ANCHORS_MAX + 2 pool entries of
  * 8 bytes, and the slot table has a power of two of 12-byte slots, at least
  * twice the anchors (at most SLOTS_MAX); there are at most PROTO_OP__COUNT
- * buckets, in practice one or two. rules_set_enabled rebuilds the index.
+ * buckets, in practice a few. rules_set_enabled rebuilds the index.
  */
 
 /* Longest anchor: a longer literal prefix is cut, which only lets more
@@ -140,7 +141,7 @@ struct anchor {
     enum anchor_kind kind;
 };
 
-/* How a rule's key globs start (see the index above). */
+/* What a rule's key globs say about keys (see the index above). */
 struct keyinfo {
     uint32_t off; /* its anchors in rules.anchors */
     uint32_t n;
@@ -163,8 +164,9 @@ struct rules {
     struct name_ref *byname; /* named rules sorted by (name, index) */
     size_t nnamed;
     struct index idx;
-    size_t op_len[PROTO_OP__COUNT]; /* strlen(proto_op_name(op)) */
-    uint64_t prng[4];               /* xoshiro256** state */
+    const char *op_name[PROTO_OP__COUNT]; /* proto_op_name(op) */
+    size_t op_len[PROTO_OP__COUNT];       /* and its length */
+    uint64_t prng[4];                     /* xoshiro256** state */
 };
 
 static const char *const action_names[RULE__COUNT] = {
@@ -575,8 +577,9 @@ static void bucket_walk(const struct rules *t, const uint64_t *set,
             list_put(&b->wild, fill, (uint32_t)i, 0);
             continue;
         }
-        /* Anchors of one rule differ in hash (keyinfo), so a (rule, tag)
-         * pair is in a slot at most once. */
+        /* Anchors of one rule differ in hash (anchor_add), so a (rule,
+         * tag) pair is in a slot once unless two hashes share both slot
+         * and tag bits; the merge takes a rule once either way. */
         for (size_t j = ki->off; j < ki->off + ki->n; j++) {
             uint64_t h = t->anchors[j].hash;
             struct slot *sl = &slots[h & b->mask];
@@ -771,7 +774,8 @@ struct rules *rules_create(struct rule *rules, size_t n, uint64_t seed)
     rules = NULL; /* owned by t from here */
 
     for (size_t op = 0; op < PROTO_OP__COUNT; op++) {
-        t->op_len[op] = strlen(proto_op_name((enum proto_op)op));
+        t->op_name[op] = proto_op_name((enum proto_op)op);
+        t->op_len[op] = strlen(t->op_name[op]);
     }
     t->kinfo = calloc(n > 0 ? n : 1, sizeof(*t->kinfo));
     t->byname = calloc(n > 0 ? n : 1, sizeof(*t->byname));
@@ -1176,7 +1180,7 @@ struct rule *rules_decide(struct rules *t, const struct rules_subject *s)
 
     if (op > PROTO_OP_UNKNOWN && op < PROTO_OP__COUNT &&
         s->name_len == t->op_len[op] &&
-        memcmp(s->name, proto_op_name(s->op), s->name_len) == 0) {
+        memcmp(s->name, t->op_name[op], s->name_len) == 0) {
         by_name = false;
     }
     const struct bucket *b = &x->buckets[by_name ? 0 : x->op_bucket[op]];
