@@ -146,8 +146,9 @@ static int check_config(const char *path)
 }
 
 /*
- * --health ADDR:PORT: asks mcfault there for "version", which it forwards
- * to its upstream; a VERSION reply means both answer. Blocking, bounded by
+ * --health ADDR:PORT: sends mcfault there "mcfault_health", which it
+ * forwards to its upstream as "version" past the rules (conn.c); a VERSION
+ * reply means both answer. Blocking, bounded by
  * HEALTH_TIMEOUT_S. Returns the exit status (0 healthy, 1 not).
  */
 static int health_check(const char *arg)
@@ -175,7 +176,7 @@ static int health_check(const char *arg)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     if (connect(fd, (struct sockaddr *)&ss, len) != 0 ||
-        send(fd, "version\r\n", 9, MSG_NOSIGNAL) != 9) {
+        send(fd, "mcfault_health\r\n", 16, MSG_NOSIGNAL) != 16) {
         fprintf(stderr, "mcfault: --health: %s: %s\n", arg, strerror(errno));
         close(fd);
         return EXIT_FAILURE;

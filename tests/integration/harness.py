@@ -333,6 +333,31 @@ def rss_kb(pid):
     raise RuntimeError('no VmRSS for pid %d' % pid)
 
 
+def stop_process(pid, timeout=5.0):
+    """Sends SIGSTOP and waits until every thread of pid is stopped (the
+    signal is only queued when kill returns: a busy worker thread may still
+    run a moment)."""
+    os.kill(pid, signal.SIGSTOP)
+
+    def all_stopped():
+        try:
+            tids = os.listdir('/proc/%d/task' % pid)
+        except FileNotFoundError:
+            return True
+        for tid in tids:
+            try:
+                with open('/proc/%d/task/%s/stat' % (pid, tid)) as f:
+                    state = f.read().rsplit(')', 1)[1].split()[0]
+            except (FileNotFoundError, IndexError):
+                continue
+            if state not in ('T', 't'):
+                return False
+        return True
+
+    if not wait_for(all_stopped, timeout, 0.005):
+        raise RuntimeError('process %d did not stop' % pid)
+
+
 def wait_for(pred, timeout=5.0, interval=0.05):
     """Polls pred() until it returns a true value or timeout passes; returns
     the last value."""

@@ -510,7 +510,7 @@ class FailuresTest(unittest.TestCase):
                        % (i % 7, len(v), v)
                        for i in range(n)) + b'mn\r\n'
         s = self.conn(p.port)
-        os.kill(m.pid, signal.SIGSTOP)
+        harness.stop_process(m.pid)
         try:
             sent = []
             t = threading.Thread(target=lambda: sent.append(

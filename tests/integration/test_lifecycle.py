@@ -119,6 +119,22 @@ class LifecycleTest(unittest.TestCase):
         self.assertEqual(r.returncode, 1)
         self.assertIn(b'refused', r.stderr)
 
+    def test_health_ignores_rules(self):
+        # A rule that drops every command must not make the health check
+        # fail: the probe goes past the rules (and the rule still fires
+        # for a real client).
+        rules = self.rules_file('dropall.yaml', (
+            'rules:\n  - {name: cache-partitioned, action: drop}\n'))
+        p = harness.start_mcfault_for_test(self, self.mc.port, ['-c', rules])
+        r = subprocess.run([MCFAULT_BIN, '--health', '%s:%d' % (HOST, p.port)],
+                           capture_output=True, timeout=20)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        s = harness.connect(p.port)
+        s.sendall(b'version\r\n')
+        rep = harness.recv_until(s, b'\r\n', timeout=5)
+        s.close()
+        self.assertTrue(rep.eof and rep.data == b'', rep)
+
     def test_sigterm_lets_delayed_commands_finish(self):
         rules = self.rules_file('slow.yaml', (
             'rules:\n  - {name: slow, key: "slow:*", action: delay, '

@@ -488,7 +488,7 @@ class OrderingTest(unittest.TestCase):
             self.addCleanup(s.close)
             harness.request(s.getsockname() and self.mcfault.port,
                             b'version\r\n', b'\r\n')
-            os.kill(up.pid, signal.SIGSTOP)
+            harness.stop_process(up.pid)
             try:
                 s.sendall(data)
                 early = harness.recv_for(s, 0.5)
