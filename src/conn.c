@@ -1202,6 +1202,34 @@ static void conn_check_done(struct conn *c)
     conn_free(c);
 }
 
+/* Frees what c holds (any part may be missing when conn_create failed
+ * half-way), closes both sockets, frees c. */
+static void conn_release(struct conn *c)
+{
+    struct event *evs[] = {c->cread,  c->cwrite,   c->uread,
+                           c->uwrite, c->in_timer, c->out_timer};
+    struct evbuffer *bufs[] = {c->cin, c->cout, c->uin, c->uout, c->local};
+
+    for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
+        if (evs[i] != NULL) {
+            event_free(evs[i]);
+        }
+    }
+    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) {
+        if (bufs[i] != NULL) {
+            evbuffer_free(bufs[i]);
+        }
+    }
+    proto_deinit(&c->parser);
+    free(c->fifo);
+    free(c->keys);
+    close(c->cfd);
+    if (c->ufd >= 0) {
+        close(c->ufd);
+    }
+    free(c);
+}
+
 static void conn_free(struct conn *c)
 {
     struct proxy *px = c->px;
@@ -1217,29 +1245,7 @@ static void conn_free(struct conn *c)
     }
     px->conns_now--;
     stats.connections_now--;
-    event_free(c->cread);
-    event_free(c->cwrite);
-    event_free(c->uread);
-    event_free(c->uwrite);
-    if (c->in_timer) {
-        event_free(c->in_timer);
-    }
-    if (c->out_timer) {
-        event_free(c->out_timer);
-    }
-    evbuffer_free(c->cin);
-    evbuffer_free(c->cout);
-    evbuffer_free(c->uin);
-    evbuffer_free(c->uout);
-    evbuffer_free(c->local);
-    proto_deinit(&c->parser);
-    free(c->fifo);
-    free(c->keys);
-    close(c->cfd);
-    if (c->ufd >= 0) {
-        close(c->ufd);
-    }
-    free(c);
+    conn_release(c);
 }
 
 void conn_drain_all(struct proxy *px)
@@ -1357,39 +1363,6 @@ int conn_create(struct proxy *px, int fd, const struct sockaddr *peer)
     return 0;
 
 fail:
-    if (c->cread) {
-        event_free(c->cread);
-    }
-    if (c->cwrite) {
-        event_free(c->cwrite);
-    }
-    if (c->uread) {
-        event_free(c->uread);
-    }
-    if (c->uwrite) {
-        event_free(c->uwrite);
-    }
-    if (c->cin) {
-        evbuffer_free(c->cin);
-    }
-    if (c->cout) {
-        evbuffer_free(c->cout);
-    }
-    if (c->uin) {
-        evbuffer_free(c->uin);
-    }
-    if (c->uout) {
-        evbuffer_free(c->uout);
-    }
-    if (c->local) {
-        evbuffer_free(c->local);
-    }
-    proto_deinit(&c->parser);
-    free(c->fifo);
-    if (c->ufd >= 0) {
-        close(c->ufd);
-    }
-    close(fd);
-    free(c);
+    conn_release(c);
     return -1;
 }
