@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/deps.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMCFAULT_TESTS=OFF
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMCFAULT_TESTS=OFF \
+    -DMCFAULT_SANITIZE=OFF
 cmake --build build -j"$(nproc)"
 
 MC_PORT=${MC_PORT:-11211}
