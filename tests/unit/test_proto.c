@@ -17,6 +17,8 @@
 
 #include "mcfault/proto.h"
 
+#include "chunker.h"
+
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Inputs longer than this are split at a sample of points, not all. */
@@ -785,48 +787,6 @@ static bool feed_piece(struct proto_parser *p, const char *in, size_t pos,
         r->used = pos;
     }
     return true;
-}
-
-enum chunking { CH_WHOLE, CH_BYTES, CH_SPLIT, CH_RANDOM };
-
-struct chunker {
-    enum chunking kind;
-    size_t split; /* CH_SPLIT: length of the first piece */
-    size_t max;   /* CH_RANDOM: largest piece */
-    uint64_t rng; /* CH_RANDOM: xorshift64 state */
-    char desc[64];
-};
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 2685821657736338717ULL;
-}
-
-static size_t chunk_next(struct chunker *ch, size_t pos, size_t len)
-{
-    size_t left = len - pos;
-    size_t n;
-
-    switch (ch->kind) {
-    case CH_WHOLE:
-        n = left;
-        break;
-    case CH_BYTES:
-        n = 1;
-        break;
-    case CH_SPLIT:
-        n = pos < ch->split ? ch->split - pos : left;
-        break;
-    default:
-        n = 1 + (size_t)(rng_next(&ch->rng) % ch->max);
-        break;
-    }
-    return n < left ? n : left;
 }
 
 static void run_stream(const char *in, size_t len, size_t cut_at,

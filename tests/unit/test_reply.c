@@ -17,6 +17,8 @@
 
 #include "mcfault/reply.h"
 
+#include "chunker.h"
+
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #define RANDOM_ROUNDS 48
@@ -387,48 +389,6 @@ static void record(struct rrun *r, const struct reply_framer *f,
     }
     memcpy(e->text, t ? t : "", n);
     e->text_len = n;
-}
-
-enum chunking { CH_WHOLE, CH_BYTES, CH_SPLIT, CH_RANDOM };
-
-struct chunker {
-    enum chunking kind;
-    size_t split;
-    size_t max;
-    uint64_t rng;
-    char desc[64];
-};
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 2685821657736338717ULL;
-}
-
-static size_t chunk_next(struct chunker *ch, size_t pos, size_t len)
-{
-    size_t left = len - pos;
-    size_t n;
-
-    switch (ch->kind) {
-    case CH_WHOLE:
-        n = left;
-        break;
-    case CH_BYTES:
-        n = 1;
-        break;
-    case CH_SPLIT:
-        n = pos < ch->split ? ch->split - pos : left;
-        break;
-    default:
-        n = 1 + (size_t)(rng_next(&ch->rng) % ch->max);
-        break;
-    }
-    return n < left ? n : left;
 }
 
 static enum reply_kind kind_at(const struct reply_case *c, size_t i)
