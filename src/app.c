@@ -6,7 +6,6 @@
  */
 #include "mcfault/app.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,16 +64,6 @@ static int build_tables(struct config *cfg, struct rules **out)
         }
     }
     return 0;
-}
-
-static size_t config_rule_count(const struct config *cfg)
-{
-    size_t n = 0;
-
-    for (size_t i = 0; i < cfg->nproxies; i++) {
-        n += cfg->proxies[i].nrules;
-    }
-    return n;
 }
 
 int app_setup(struct app *a, struct config *cfg)
@@ -140,29 +129,6 @@ struct app_proxy *app_find_proxy(struct app *a, const char *name)
     return NULL;
 }
 
-/* Appends one message to errs (dropped when memory runs out). */
-static void errs_add(struct config_errors *errs, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void errs_add(struct config_errors *errs, const char *fmt, ...)
-{
-    char buf[512];
-    char **m;
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    m = realloc(errs->msgs, sizeof(*m) * (errs->n + 1));
-    if (m == NULL) {
-        return;
-    }
-    errs->msgs = m;
-    if ((m[errs->n] = strdup(buf)) != NULL) {
-        errs->n++;
-    }
-}
-
 /*
  * Maps each proxy of cfg to a running one: all of them in order (whole, a
  * reload), or by name (a PUT; target, when given, names the running proxy
@@ -176,8 +142,9 @@ static int map_proxies(struct app *a, const struct config *cfg, bool whole,
     size_t before = errs->n;
 
     if (whole && cfg->nproxies != a->nproxies) {
-        errs_add(errs, "the number of proxies changed (restart mcfault to "
-                       "apply it)");
+        config_errors_addf(errs,
+                           "the number of proxies changed (restart mcfault to "
+                           "apply it)");
         return -1;
     }
     for (size_t i = 0; i < cfg->nproxies; i++) {
@@ -186,20 +153,22 @@ static int map_proxies(struct app *a, const struct config *cfg, bool whole,
         if (whole) {
             ap = &a->proxies[i];
             if (strcmp(cp->name, ap->name) != 0) {
-                errs_add(errs,
-                         "proxy names changed (restart mcfault to apply it): "
-                         "'%s'",
-                         cp->name);
+                config_errors_addf(
+                    errs,
+                    "proxy names changed (restart mcfault to apply it): "
+                    "'%s'",
+                    cp->name);
                 continue;
             }
         } else {
             bool single = cfg->nproxies == 1 && cp->line == 0;
             ap = app_find_proxy(a, single ? target : cp->name);
             if (ap == NULL) {
-                errs_add(errs,
-                         "no running proxy '%s' (with several, say which one "
-                         "with ?proxy=NAME)",
-                         single && target ? target : cp->name);
+                config_errors_addf(
+                    errs,
+                    "no running proxy '%s' (with several, say which one "
+                    "with ?proxy=NAME)",
+                    single && target ? target : cp->name);
                 continue;
             }
         }
@@ -214,15 +183,17 @@ static int map_proxies(struct app *a, const struct config *cfg, bool whole,
             u = NULL;
         }
         if (l != NULL && strcmp(l, ap->listen) != 0) {
-            errs_add(errs,
-                     "proxy '%s': the listen address changed (restart "
-                     "mcfault to apply it)",
-                     ap->name);
+            config_errors_addf(
+                errs,
+                "proxy '%s': the listen address changed (restart "
+                "mcfault to apply it)",
+                ap->name);
         } else if (u != NULL && strcmp(u, ap->upstream) != 0) {
-            errs_add(errs,
-                     "proxy '%s': the upstream address changed (restart "
-                     "mcfault to apply it)",
-                     ap->name);
+            config_errors_addf(
+                errs,
+                "proxy '%s': the upstream address changed (restart "
+                "mcfault to apply it)",
+                ap->name);
         }
         map[i] = ap;
     }
@@ -240,14 +211,14 @@ static int apply_config(struct app *a, struct config *cfg, bool whole,
     int rc = -1;
 
     if (map == NULL || tables == NULL) {
-        errs_add(errs, "out of memory");
+        config_errors_addf(errs, "out of memory");
         goto done;
     }
     if (map_proxies(a, cfg, whole, target, map, errs) != 0) {
         goto done;
     }
     if (build_tables(cfg, tables) != 0) {
-        errs_add(errs, "out of memory");
+        config_errors_addf(errs, "out of memory");
         goto done;
     }
     for (size_t i = 0; i < cfg->nproxies; i++) {
@@ -294,7 +265,7 @@ int app_reload(struct app *a, struct config_errors *errs)
     int rc = -1;
 
     if (a->config_path == NULL) {
-        errs_add(e, "no config file (-c); nothing to do");
+        config_errors_addf(e, "no config file (-c); nothing to do");
         log_msg(LOG_ERROR, "reload: no config file (-c); nothing to do");
         stats.reloads_failed++;
         goto done;

@@ -1171,6 +1171,30 @@ static void errs_add(struct config_errors *errs, char *msg)
     errs->msgs[errs->n++] = msg;
 }
 
+void config_errors_addf(struct config_errors *errs, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    char *msg = strdup(buf);
+    if (msg != NULL) {
+        errs_add(errs, msg);
+    }
+}
+
+size_t config_rule_count(const struct config *cfg)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < cfg->nproxies; i++) {
+        n += cfg->proxies[i].nrules;
+    }
+    return n;
+}
+
 static char *fmt_msg(const char *a, const char *b)
 {
     size_t la = strlen(a);

@@ -115,16 +115,6 @@ static void usage(FILE *out)
             DEFAULT_GRACE_S);
 }
 
-static size_t count_rules(const struct config *cfg)
-{
-    size_t n = 0;
-
-    for (size_t i = 0; i < cfg->nproxies; i++) {
-        n += cfg->proxies[i].nrules;
-    }
-    return n;
-}
-
 /* --check-config: 0 when the file is good, 1 otherwise. */
 static int check_config(const char *path)
 {
@@ -139,8 +129,8 @@ static int check_config(const char *path)
         return EXIT_FAILURE;
     }
     printf("%s: ok, %zu prox%s, %zu rule%s\n", path, cfg.nproxies,
-           cfg.nproxies == 1 ? "y" : "ies", count_rules(&cfg),
-           count_rules(&cfg) == 1 ? "" : "s");
+           cfg.nproxies == 1 ? "y" : "ies", config_rule_count(&cfg),
+           config_rule_count(&cfg) == 1 ? "" : "s");
     config_free(&cfg);
     return EXIT_SUCCESS;
 }

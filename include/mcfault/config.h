@@ -68,6 +68,15 @@ void config_free(struct config *cfg);
 
 void config_errors_free(struct config_errors *errs);
 
+/* Appends one message, printf-style, to errs (for problems found after
+ * parsing, such as a reload that would change addresses); dropped when
+ * memory runs out. */
+void config_errors_addf(struct config_errors *errs, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* The rules of every proxy of cfg. */
+size_t config_rule_count(const struct config *cfg);
+
 /*
  * Parses a duration with a unit: "500ms", "250us", "1.5s", "0s". Returns
  * 0 and *us, or -1 with *why set to a static message. Pure helper, exported
