@@ -23,6 +23,7 @@
 #include "mcfault/log.h"
 #include "mcfault/rules.h"
 #include "mcfault/stats.h"
+#include "mcfault/worker.h"
 
 #define DEFAULT_LISTEN APP_DEFAULT_LISTEN
 #define DEFAULT_UPSTREAM APP_DEFAULT_UPSTREAM
@@ -458,6 +459,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "mcfault: cannot create the event loop\n");
         goto done;
     }
+    if (worker_init(a.base) != 0) {
+        fprintf(stderr, "mcfault: cannot create the worker pipe: %s\n",
+                strerror(errno));
+        goto done;
+    }
     if (app_setup(&a, &cfg) != 0) {
         goto done;
     }
@@ -497,6 +503,7 @@ done:
         event_free(stopping.tick);
     }
     app_free(&a);
+    worker_deinit();
     config_free(&cfg);
     log_event_close();
     log_close();
