@@ -1,266 +1,60 @@
 /*
- * One client connection and its upstream connection: requests are parsed
- * and forwarded, replies framed and matched to the FIFO of in-flight
- * commands, so that a reply made by the proxy lands where memcached's would.
+ * One client connection and its upstream: sockets, reading, writing and
+ * closing. Requests are parsed and handed to apply.c, replies framed and
+ * matched to the in-flight queue (inflight.c) so each reaches the client
+ * in order.
  */
 #include "mcfault/conn.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdio.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
-
-#include "mcfault/fault.h"
+#include "conn_int.h"
 #include "mcfault/log.h"
-#include "mcfault/proto.h"
-#include "mcfault/reply.h"
-#include "mcfault/rules.h"
 #include "mcfault/stats.h"
 
-/* One recv reads at most this much; a full read is followed by another, up
- * to CONN_READS_MAX times, so big values need few loop turns. */
+/* One recv reads at most this much into a buffer every connection shares
+ * (the loop is single-threaded); a full read is followed by another, up to
+ * CONN_READS_MAX times. What cannot go on at once is copied into the
+ * connection's own buffers, sized to what they hold, so a trickle of tiny
+ * reads costs tiny buffers. */
 #define CONN_READ_SIZE (64 * 1024)
 #define CONN_READS_MAX 4
-/* Backpressure: stop reading one side while the buffer towards the other
- * side holds more than HIGH bytes; resume below LOW. */
-#define CONN_WATER_HIGH (1024 * 1024)
-#define CONN_WATER_LOW (256 * 1024)
-/* The FIFO starts with this many slots and doubles when full. */
-#define CONN_FIFO_INIT 16
-/* Keys of a command the rule table sees without allocating; more grow
- * conn.keys. */
-#define CONN_KEYS_INIT 32
 
-static const char barrier_cmd[] = "mn\r\n";
+static char scratch[CONN_READ_SIZE];
 
-/*
- * In-flight entries, oldest first:
- * - ONE: a forwarded command with exactly one reply, framed by its kind;
- * - GROUP: forwarded commands whose reply count is unknown (noreply, meta q,
- *   and whatever follows them before a barrier); their replies pass through
- *   as they come;
- * - BARRIER: an "mn" closing the GROUP before it; its MN ends the group and
- *   is stripped when the proxy injected it;
- * - LOCAL: a reply made by the proxy, held in conn.local until its turn.
- * Faults add three more, which act when they reach the head:
- * - DELAY: hold every reply behind it until a time (forward: true delay);
- * - DROP: close the connection (drop);
- * - HANG: swallow every reply from here on (hang).
- * A ONE or GROUP marked swallow is a forwarded command whose reply a fault
- * replaces: it is framed as usual and discarded.
- */
-enum entry_type {
-    E_ONE = 0,
-    E_GROUP,
-    E_BARRIER,
-    E_LOCAL,
-    E_DELAY,
-    E_DROP,
-    E_HANG
-};
+/* conn.ev[] and the bits of conn.armed. */
+enum { EV_CREAD = 0, EV_CWRITE, EV_UREAD, EV_UWRITE };
 
-struct entry {
-    uint8_t type;
-    uint8_t kind;    /* E_ONE: enum proto_reply */
-    uint8_t strip;   /* E_BARRIER: injected by us */
-    uint8_t swallow; /* E_ONE, E_GROUP: discard the reply */
-    uint32_t len;    /* E_LOCAL: reply bytes in conn.local */
-    uint64_t until;  /* E_DELAY: monotonic microseconds */
-};
-
-/* What a forward: true fault does once the command is on its way. */
-enum post_fx { FX_NONE = 0, FX_ERROR, FX_DROP, FX_HANG };
-
-enum conn_mode {
-    MODE_TEXT = 0, /* parse and frame */
-    MODE_TUNNEL    /* binary protocol or watch: raw bytes both ways */
-};
-
-struct conn {
-    struct proxy *px;
-    struct conn *prev;
-    struct conn *next;
-    int cfd;
-    int ufd;
-    struct event *cread;
-    struct event *cwrite;
-    struct event *uread;
-    struct event *uwrite;
-    bool cread_on;
-    bool cwrite_on;
-    bool uread_on;
-    bool uwrite_on;
-    bool uconnected;
-    bool client_eof;   /* no more requests will come */
-    bool client_dead;  /* nothing can be written to the client */
-    bool upstream_eof; /* no more replies will come */
-    bool stop_parsing; /* quit or an over-long line: ignore the rest */
-    bool ushut;        /* upstream write side shut after client EOF */
-    bool in_paused;    /* a delay rule holds the current command */
-    bool dropping;     /* a drop rule fired: flush what is owed, close */
-    enum conn_mode mode;
-    struct evbuffer *cin;   /* from client, not yet forwarded */
-    struct evbuffer *uout;  /* to upstream */
-    struct evbuffer *uin;   /* from upstream, not yet passed on */
-    struct evbuffer *cout;  /* to client */
-    struct evbuffer *local; /* proxy-made replies waiting for their turn */
-    struct proto_parser parser;
-    struct reply_framer framer;
-    size_t req_fwd;    /* bytes at the head of cin to forward */
-    size_t req_held;   /* then bytes of a partial line the parser holds */
-    bool data_local;   /* the current data block is dropped, not sent */
-    uint32_t deferred; /* local reply bytes waiting for the data block */
-    bool has_deferred;
-    uint8_t post;            /* enum post_fx waiting for the data block */
-    uint32_t post_len;       /* FX_ERROR: reply bytes in conn.local */
-    struct event *in_timer;  /* ends in_paused */
-    struct event *out_timer; /* wakes a DELAY entry at the head */
-    struct proto_tok *keys;  /* the current command's keys, for rules */
-    uint32_t keys_cap;
-    char keybuf[PROTO_KEY_MAX + 1]; /* a base64 key, decoded */
-    size_t resp_fwd; /* bytes at the head of uin owed to the client */
-    bool group_open; /* the FIFO tail is a GROUP without a barrier */
-    struct entry *fifo;
-    uint32_t fifo_cap; /* a power of two */
-    uint32_t fifo_head;
-    uint32_t fifo_len;
-};
-
+static void conn_run(struct conn *c);
 static void conn_free(struct conn *c);
-static void conn_check_done(struct conn *c);
+static void reply_chunk(struct conn *c, const char *p, size_t n);
 
-/* ---- FIFO ---- */
+/* ---- events ---- */
 
-static struct entry *fifo_at(struct conn *c, uint32_t i)
+static void arm(struct conn *c, int i, bool want)
 {
-    return &c->fifo[(c->fifo_head + i) & (c->fifo_cap - 1)];
-}
+    uint8_t bit = (uint8_t)(1u << i);
 
-static struct entry *fifo_head(struct conn *c)
-{
-    return c->fifo_len ? fifo_at(c, 0) : NULL;
-}
-
-static int fifo_push(struct conn *c, struct entry e)
-{
-    if (c->fifo_len == c->fifo_cap) {
-        uint32_t cap = c->fifo_cap * 2;
-        struct entry *f = malloc(sizeof(*f) * cap);
-        if (f == NULL) {
-            return -1;
-        }
-        for (uint32_t i = 0; i < c->fifo_len; i++) {
-            f[i] = *fifo_at(c, i);
-        }
-        free(c->fifo);
-        c->fifo = f;
-        c->fifo_cap = cap;
-        c->fifo_head = 0;
-    }
-    *fifo_at(c, c->fifo_len) = e;
-    c->fifo_len++;
-    return 0;
-}
-
-static void fifo_pop(struct conn *c)
-{
-    c->fifo_head = (c->fifo_head + 1) & (c->fifo_cap - 1);
-    c->fifo_len--;
-}
-
-/* ---- events and writes ---- */
-
-static void ev_set(struct event *ev, bool *on, bool want)
-{
-    if (want && !*on) {
-        event_add(ev, NULL);
-    } else if (!want && *on) {
-        event_del(ev);
-    }
-    *on = want;
-}
-
-/* Applies backpressure: read a side only while the buffer it feeds is not
- * over the high mark (resuming under the low mark). */
-static void conn_update_reads(struct conn *c)
-{
-    /* Held input (a delay) and held replies count as well. */
-    size_t uo = evbuffer_get_length(c->uout) + evbuffer_get_length(c->cin);
-    size_t co = evbuffer_get_length(c->cout) + evbuffer_get_length(c->uin);
-    bool want_c = !c->client_eof &&
-                  (c->cread_on ? uo <= CONN_WATER_HIGH : uo < CONN_WATER_LOW);
-    bool want_u = !c->upstream_eof &&
-                  (c->uread_on ? co <= CONN_WATER_HIGH : co < CONN_WATER_LOW);
-    ev_set(c->cread, &c->cread_on, want_c);
-    ev_set(c->uread, &c->uread_on, want_u);
-}
-
-/* Writes what buf holds to fd (adding what went to *count); arms the
- * write event only on EAGAIN. Returns -1 when the peer is gone. */
-static int flush_buf(struct evbuffer *buf, int fd, struct event *ev, bool *on,
-                     uint64_t *count)
-{
-    if (evbuffer_get_length(buf) > 0) {
-        int n = evbuffer_write(buf, fd);
-        if (n < 0 && errno != EAGAIN && errno != EINTR) {
-            return -1;
-        }
-        if (n > 0) {
-            *count += (uint64_t)n;
-        }
-    }
-    ev_set(ev, on, evbuffer_get_length(buf) > 0);
-    return 0;
-}
-
-static void flush_upstream(struct conn *c)
-{
-    if (!c->uconnected || c->upstream_eof) {
+    if (want == ((c->armed & bit) != 0)) {
         return;
     }
-    if (flush_buf(c->uout, c->ufd, c->uwrite, &c->uwrite_on,
-                  &stats.upstream_bytes_out) != 0) {
-        log_msg(LOG_INFO, "conn %d: upstream write failed: %s", c->cfd,
-                strerror(errno));
-        c->upstream_eof = true;
-        evbuffer_drain(c->uout, evbuffer_get_length(c->uout));
+    if (want) {
+        event_add(c->ev[i], NULL);
+        c->armed |= bit;
+    } else {
+        event_del(c->ev[i]);
+        c->armed &= (uint8_t)~bit;
     }
 }
 
-static void flush_client(struct conn *c)
-{
-    if (c->client_dead) {
-        evbuffer_drain(c->cout, evbuffer_get_length(c->cout));
-        return;
-    }
-    if (flush_buf(c->cout, c->cfd, c->cwrite, &c->cwrite_on,
-                  &stats.client_bytes_out) != 0) {
-        c->client_dead = true;
-        c->client_eof = true;
-        evbuffer_drain(c->cout, evbuffer_get_length(c->cout));
-    }
-}
-
-/* ---- replies ---- */
-
-/* Moves the framed bytes owed to the client from uin to cout. */
-static void resp_flush(struct conn *c)
-{
-    if (c->resp_fwd > 0) {
-        evbuffer_remove_buffer(c->uin, c->cout, c->resp_fwd);
-        c->resp_fwd = 0;
-    }
-}
-
-static uint64_t now_us(void)
+uint64_t conn_now_us(void)
 {
     struct timespec ts;
 
@@ -281,752 +75,579 @@ static void timer_arm(struct conn *c, struct event **ev, event_callback_fn fn,
     evtimer_add(*ev, &tv);
 }
 
-/* Moves a proxy-made reply of len bytes from conn.local to the client. */
-static void emit_local(struct conn *c, uint32_t len)
+/* ---- memory ---- */
+
+/* What waits for the client: replies read, proxy-made replies. */
+static size_t held_to_client(const struct conn *c)
 {
-    if (log_enabled(LOG_TRACE) && len > 2) {
-        const char *text = (const char *)evbuffer_pullup(c->local, len);
-        log_trace('>', c->cfd, text, len - 2);
+    return c->uin.cap + c->cout.cap + c->local.cap;
+}
+
+/* Everything the connection holds but a partial command line. */
+static size_t held_total(const struct conn *c)
+{
+    return c->cin.cap + c->uout.cap + held_to_client(c);
+}
+
+/* ---- runs: bytes passed on as they are ---- */
+
+/* Copies the run into dst (it can't be sent straight away). */
+static int run_flush(struct run *r, struct buf *dst)
+{
+    int rc = 0;
+
+    if (r->end > r->start) {
+        rc = buf_append(dst, r->base + r->start, r->end - r->start);
     }
-    evbuffer_remove_buffer(c->local, c->cout, len);
+    r->start = r->end;
+    return rc;
 }
 
-/* A drop fired: what is owed is flushed, then both sides close. */
-static void conn_begin_drop(struct conn *c)
+/* The n bytes at pos of the chunk go on; a gap before them ends the run
+ * so far (copied into dst). */
+static int run_take(struct run *r, struct buf *dst, size_t pos, size_t n)
 {
-    c->dropping = true;
-    c->stop_parsing = true;
-    c->client_eof = true;
-    c->upstream_eof = true;
+    if (r->end != pos) {
+        if (run_flush(r, dst) != 0) {
+            return -1;
+        }
+        r->start = pos;
+    }
+    r->end = pos + n;
+    return 0;
 }
 
-static void on_out_timer(evutil_socket_t fd, short what, void *arg);
-
-/* Acts on the entries at the head of the FIFO that the proxy made.
- * Returns false when replies must not flow now (a delay is pending, the
- * connection hangs or is being dropped). */
-static bool run_head(struct conn *c)
+/*
+ * Sends what waits for fd: b first, then the run, which goes straight from
+ * where it was read when b is empty. What the socket does not take stays
+ * in b. Returns 0, -1 when the peer is gone, -2 when out of memory.
+ */
+static int out_send(int fd, struct buf *b, struct run *r, uint64_t *count)
 {
-    struct entry *e;
+    const char *p;
+    size_t n;
+    bool direct = buf_len(b) == 0 && r != NULL && r->end > r->start;
 
-    while ((e = fifo_head(c)) != NULL) {
-        switch (e->type) {
-        case E_LOCAL:
-            resp_flush(c);
-            emit_local(c, e->len);
-            fifo_pop(c);
-            break;
-        case E_DELAY: {
-            uint64_t now = now_us();
-            if (now < e->until) {
-                resp_flush(c);
-                timer_arm(c, &c->out_timer, on_out_timer, e->until - now);
-                return false;
+    if (direct) {
+        p = r->base + r->start;
+        n = r->end - r->start;
+        r->start = r->end;
+    } else {
+        if (r != NULL && run_flush(r, b) != 0) {
+            return -2;
+        }
+        if (buf_len(b) == 0) {
+            return 0;
+        }
+        p = buf_head(b);
+        n = buf_len(b);
+    }
+    ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+    if (w < 0) {
+        if (errno != EAGAIN && errno != EINTR) {
+            return -1;
+        }
+        w = 0;
+    }
+    *count += (uint64_t)w;
+    if (!direct) {
+        buf_consume(b, (size_t)w);
+    } else if ((size_t)w < n && buf_append(b, p + w, n - (size_t)w) != 0) {
+        return -2;
+    }
+    return 0;
+}
+
+/* Gives up on a connection that cannot get memory: nothing more is read
+ * or written; it closes on the next check. */
+static void conn_fail(struct conn *c)
+{
+    log_msg(LOG_ERROR, "conn %d: out of memory, closing", c->cfd);
+    c->client = CLIENT_GONE;
+    c->input = IN_DISCARD;
+    buf_free(&c->cout);
+    buf_free(&c->cin);
+}
+
+/* ---- the upstream side ---- */
+
+static void up_close(struct conn *c)
+{
+    if (c->ufd >= 0) {
+        arm(c, EV_UREAD, false);
+        arm(c, EV_UWRITE, false);
+        close(c->ufd);
+        c->ufd = -1;
+    }
+    c->up = UP_CLOSED;
+    buf_free(&c->uout);
+}
+
+/* Sends what waits for the upstream (and the run r, when not NULL). */
+static void up_flush(struct conn *c, struct run *r)
+{
+    if (c->up != UP_OPEN) {
+        if (c->up >= UP_WRITE_SHUT) {
+            buf_free(&c->uout); /* nobody will read it */
+            if (r != NULL) {
+                r->start = r->end;
             }
-            fifo_pop(c);
+        } else if (r != NULL && run_flush(r, &c->uout) != 0) {
+            conn_fail(c); /* kept until the connect is done */
+        }
+        return;
+    }
+    int rc = out_send(c->ufd, &c->uout, r, &stats.upstream_bytes_out);
+    if (rc == -1) {
+        /* Replies already on their way can still be read. */
+        log_msg(LOG_INFO, "conn %d: upstream write failed: %s", c->cfd,
+                strerror(errno));
+        c->up = UP_WRITE_SHUT;
+        buf_free(&c->uout);
+    } else if (rc == -2) {
+        conn_fail(c);
+    }
+}
+
+int conn_up_add(struct conn *c, const void *p, size_t n)
+{
+    if (run_flush(&c->rq, &c->uout) != 0) {
+        return -1;
+    }
+    return buf_append(&c->uout, p, n);
+}
+
+/* ---- the client side ---- */
+
+static void client_flush(struct conn *c, struct run *r)
+{
+    if (c->client == CLIENT_GONE || c->client == CLIENT_WRITE_SHUT) {
+        buf_free(&c->cout);
+        if (r != NULL) {
+            r->start = r->end;
+        }
+        return;
+    }
+    int rc = out_send(c->cfd, &c->cout, r, &stats.client_bytes_out);
+    if (rc == -1) {
+        c->client = CLIENT_GONE;
+        c->input = IN_DISCARD;
+        buf_free(&c->cout);
+        buf_free(&c->cin);
+    } else if (rc == -2) {
+        conn_fail(c);
+    }
+}
+
+int conn_client_add(struct conn *c, const void *p, size_t n)
+{
+    if (c->rp_active && run_flush(&c->rp, &c->cout) != 0) {
+        return -1;
+    }
+    return buf_append(&c->cout, p, n);
+}
+
+/* The client will send no more requests. */
+static void client_read_done(struct conn *c)
+{
+    if (c->client == CLIENT_OPEN) {
+        c->client = CLIENT_READ_DONE;
+    } else if (c->client == CLIENT_WRITE_SHUT) {
+        c->client = CLIENT_GONE; /* both ways done */
+    }
+}
+
+void conn_stop_input(struct conn *c)
+{
+    c->input = IN_DISCARD;
+}
+
+void conn_begin_drop(struct conn *c)
+{
+    c->output = OUT_DROP;
+    c->input = IN_DISCARD;
+    client_read_done(c);
+    buf_free(&c->cin);
+    buf_free(&c->uin);
+    up_close(c);
+}
+
+/* ---- requests ---- */
+
+int conn_line_forward(struct conn *c)
+{
+    if (c->cur_spanned) {
+        /* The line came in pieces: the parser holds all of it. */
+        return conn_up_add(c, c->parser.buf, c->cur_bytes);
+    }
+    return run_take(&c->rq, &c->uout, c->cur_pos, c->cur_bytes);
+}
+
+static void on_in_timer(evutil_socket_t fd, short what, void *arg);
+
+int conn_hold(struct conn *c, uint64_t us)
+{
+    const char *line = c->cur_spanned ? c->parser.buf : c->rq.base + c->cur_pos;
+
+    if (buf_append(&c->cin, line, c->cur_bytes) != 0) {
+        return -1;
+    }
+    c->held_line = (uint32_t)c->cur_bytes;
+    c->input = IN_HELD;
+    timer_arm(c, &c->in_timer, on_in_timer, us);
+    return 0;
+}
+
+/*
+ * Parses p[0..n) from the client and passes it on, command by command.
+ * Takes all n bytes: what cannot be parsed now (a delay holds it, or the
+ * connection holds too much) waits in cin.
+ */
+static void client_feed(struct conn *c, const char *p, size_t n)
+{
+    struct run *r = &c->rq;
+    size_t pos = 0;
+
+    r->base = p;
+    r->start = 0;
+    r->end = 0;
+    while (pos < n && c->input == IN_PARSE) {
+        if (c->mode != MODE_TEXT) {
+            run_take(r, &c->uout, pos, n - pos);
+            pos = n;
             break;
         }
-        case E_DROP:
-            resp_flush(c);
-            conn_begin_drop(c);
-            return false;
-        case E_HANG:
-            resp_flush(c);
-            evbuffer_drain(c->uin, evbuffer_get_length(c->uin));
-            return false;
-        default:
-            return true;
+        if (held_total(c) > CONN_WATER_HIGH) {
+            break; /* paused: resumed by conn_run under the low mark */
         }
+        struct proto_cmd cmd;
+        size_t used;
+        int rc = 0;
+        switch (proto_parse(&c->parser, p + pos, n - pos, &used, &cmd)) {
+        case PROTO_AGAIN:
+            c->line_held += used;
+            break;
+        case PROTO_CMD:
+            c->cur_pos = pos;
+            c->cur_bytes = c->line_held + used;
+            c->cur_spanned = c->line_held > 0;
+            c->line_held = 0;
+            rc = apply_command(c, &cmd);
+            break;
+        case PROTO_DATA:
+            if (c->data == DATA_FORWARD) {
+                rc = run_take(r, &c->uout, pos, used);
+            }
+            if (rc == 0 && proto_data_left(&c->parser) == 0) {
+                rc = apply_data_end(c);
+            }
+            break;
+        case PROTO_BINARY:
+            log_msg(LOG_INFO, "conn %d: binary protocol, tunnelling", c->cfd);
+            c->mode = MODE_BINARY;
+            break;
+        case PROTO_TOO_LONG:
+            /* memcached closes such a connection: what came before is
+             * answered, then it closes. */
+            log_msg(LOG_INFO, "conn %d: line too long, closing", c->cfd);
+            c->input = IN_DISCARD;
+            client_read_done(c);
+            break;
+        }
+        if (rc != 0) {
+            conn_fail(c);
+            return;
+        }
+        pos += used;
     }
-    return true;
+    if (pos < n && c->input != IN_DISCARD &&
+        buf_append(&c->cin, p + pos, n - pos) != 0) {
+        conn_fail(c);
+        return;
+    }
+    up_flush(c, r);
 }
+
+static void client_input(struct conn *c, const char *p, size_t n)
+{
+    if (c->input == IN_DISCARD) {
+        return;
+    }
+    if (buf_len(&c->cin) > 0 || c->input == IN_HELD) {
+        if (buf_append(&c->cin, p, n) != 0) {
+            conn_fail(c);
+        }
+        return;
+    }
+    client_feed(c, p, n);
+}
+
+/* Parses what waits in cin (after a delay or a pause). */
+static void client_resume(struct conn *c)
+{
+    struct buf src = c->cin;
+    size_t skip = c->held_line;
+
+    memset(&c->cin, 0, sizeof(c->cin));
+    c->held_line = 0;
+    if (skip > 0 && conn_up_add(c, buf_head(&src), skip) != 0) {
+        conn_fail(c); /* the delayed command line goes now, as it was */
+    } else if (buf_len(&src) > skip) {
+        /* client_feed takes it all; what it keeps is in the new cin. */
+        client_feed(c, buf_head(&src) + skip, buf_len(&src) - skip);
+    }
+    buf_free(&src);
+}
+
+/* ---- replies ---- */
 
 static enum reply_kind expected_kind(struct conn *c)
 {
-    struct entry *e = fifo_head(c);
+    struct inflight_entry *e = inflight_head(&c->q);
 
-    if (e != NULL && e->type == E_ONE) {
+    if (e != NULL && e->type == IF_ONE) {
         return (enum reply_kind)e->kind;
     }
     /* A group, or bytes nobody asked for: frame line by line. */
     return REPLY_KIND_ANY;
 }
 
-static void enter_tunnel(struct conn *c)
+/* The head is a group that ends at a barrier the proxy sent: its MN must
+ * not reach the client. */
+static bool strip_next_mn(struct conn *c)
 {
-    c->mode = MODE_TUNNEL;
-    c->stop_parsing = false;
+    struct inflight_entry *h = inflight_head(&c->q);
+
+    return h != NULL && h->type == IF_GROUP && c->q.len > 1 &&
+           inflight_at(&c->q, 1)->type == IF_BARRIER &&
+           inflight_at(&c->q, 1)->strip;
 }
 
-/* A reply (or, for groups, one line of it) has ended; a swallowed one is
- * already gone from uin. */
-static void reply_done(struct conn *c, bool swallow)
+/* "MN\r" split over reads: the first bytes of a line that may be the
+ * barrier's MN are held back until the line ends. */
+static bool maybe_mn(const struct reply_framer *f)
 {
-    struct entry *e = fifo_head(c);
-
-    if (e == NULL) {
-        return;
-    }
-    if (e->type == E_ONE) {
-        fifo_pop(c);
-        return;
-    }
-    if (e->type == E_GROUP && c->framer.line == REPLY_LINE_MN &&
-        c->fifo_len > 1 && fifo_at(c, 1)->type == E_BARRIER) {
-        bool strip = fifo_at(c, 1)->strip;
-        if (strip && !swallow) {
-            size_t n = c->framer.line_len;
-            c->resp_fwd -= n;
-            resp_flush(c);
-            evbuffer_drain(c->uin, n);
-        }
-        fifo_pop(c);
-        fifo_pop(c);
-    }
+    return f->line_len <= 3 && f->head_len == f->line_len &&
+           memcmp(f->head, "MN\r", f->line_len) == 0;
 }
 
-/* Frames what arrived from upstream and passes it on in order. */
-static void process_upstream(struct conn *c)
+/* Releases held-back bytes that were not the barrier's MN after all; they
+ * go before this chunk's run. */
+static int mn_release(struct conn *c)
 {
-    if (c->dropping) {
-        return;
+    int rc = 0;
+
+    if (c->mn_len > 0) {
+        rc = buf_append(&c->cout, c->mn_buf, c->mn_len);
+        c->mn_len = 0;
     }
-    for (;;) {
-        if (!run_head(c)) {
-            break;
-        }
-        if (c->mode == MODE_TUNNEL) {
-            c->resp_fwd = evbuffer_get_length(c->uin);
-            break;
-        }
-        size_t have = evbuffer_get_length(c->uin);
-        if (c->resp_fwd >= have) {
+    return rc;
+}
+
+/*
+ * Frames p[0..n) from the upstream and passes it to the client in order,
+ * acting on the proxy's own entries as they reach the head. Takes all n
+ * bytes: what must wait (a delay) is kept in uin.
+ */
+static void reply_chunk(struct conn *c, const char *p, size_t n)
+{
+    struct run *r = &c->rp;
+    size_t pos = 0;
+    int rc = 0;
+
+    r->base = p;
+    r->start = 0;
+    r->end = 0;
+    c->rp_active = true;
+    while (rc == 0 && apply_head(c) && pos < n) {
+        if (c->mode != MODE_TEXT) {
+            rc = run_take(r, &c->cout, pos, n - pos);
+            pos = n;
             break;
         }
         if (reply_idle(&c->framer)) {
             reply_expect(&c->framer, expected_kind(c));
         }
-        struct entry *h = fifo_head(c);
+        struct inflight_entry *h = inflight_head(&c->q);
         bool swallow = h != NULL && h->swallow;
-        if (swallow) {
-            resp_flush(c);
+        bool strip = !swallow && strip_next_mn(c);
+        size_t used;
+        enum reply_event ev = reply_feed(&c->framer, p + pos, n - pos, &used);
+        if (!swallow) {
+            rc = run_take(r, &c->cout, pos, used);
         }
-        struct evbuffer_ptr ptr;
-        struct evbuffer_iovec v;
-        evbuffer_ptr_set(c->uin, &ptr, c->resp_fwd, EVBUFFER_PTR_SET);
-        if (evbuffer_peek(c->uin, -1, &ptr, &v, 1) < 1) {
+        pos += used;
+        if (ev == REPLY_AGAIN) {
+            if (strip && maybe_mn(&c->framer)) {
+                size_t k = c->framer.line_len - c->mn_len;
+                memcpy(c->mn_buf + c->mn_len, p + pos - k, k);
+                c->mn_len = (uint8_t)c->framer.line_len;
+                r->end -= k;
+            } else if (rc == 0) {
+                rc = mn_release(c);
+            }
             break;
         }
-        size_t used;
-        enum reply_event ev =
-            reply_feed(&c->framer, v.iov_base, v.iov_len, &used);
-        if (swallow) {
-            evbuffer_drain(c->uin, used);
-        } else {
-            c->resp_fwd += used;
-        }
-        if (ev == REPLY_AGAIN) {
+        if (ev == REPLY_RAW) {
+            if (inflight_head(&c->q) != NULL) {
+                inflight_pop(&c->q);
+            }
+            c->mode = MODE_WATCH;
             continue;
         }
-        if (log_enabled(LOG_TRACE) && !swallow &&
-            !(c->framer.line == REPLY_LINE_MN && c->fifo_len > 1 &&
-              fifo_head(c)->type == E_GROUP && fifo_at(c, 1)->strip)) {
-            const char *text;
-            size_t n = reply_last_line(&c->framer, &text);
-            log_trace('>', c->cfd, text, n);
+        bool is_mn = c->framer.line == REPLY_LINE_MN;
+        if (strip && is_mn && ev == REPLY_DONE) {
+            r->end -= used; /* the barrier's MN: not for the client */
+            c->mn_len = 0;
+        } else {
+            if (rc == 0) {
+                rc = mn_release(c);
+            }
+            if (log_enabled(LOG_TRACE) && !swallow) {
+                const char *text;
+                size_t tn = reply_last_line(&c->framer, &text);
+                log_trace('>', c->cfd, text, tn);
+            }
         }
         if (ev == REPLY_DONE) {
-            reply_done(c, swallow);
-        } else if (ev == REPLY_RAW) {
-            if (fifo_head(c) != NULL) {
-                fifo_pop(c);
-            }
-            enter_tunnel(c);
+            inflight_reply_end(&c->q, is_mn);
         }
     }
-    resp_flush(c);
+    if (rc == 0 && pos < n && c->output == OUT_FLOW) {
+        rc = buf_append(&c->uin, p + pos, n - pos); /* a delay holds it */
+    }
+    c->rp_active = false;
+    if (rc != 0) {
+        conn_fail(c);
+        return;
+    }
+    client_flush(c, r);
 }
 
-/* ---- requests ---- */
-
-/* Moves the bytes decided for forwarding from cin to uout. */
-static void req_flush(struct conn *c)
+static void upstream_input(struct conn *c, const char *p, size_t n)
 {
-    if (c->req_fwd > 0) {
-        evbuffer_remove_buffer(c->cin, c->uout, c->req_fwd);
-        c->req_fwd = 0;
+    if (c->output != OUT_FLOW) {
+        return; /* hang or drop: nobody gets these */
     }
+    if (buf_len(&c->uin) > 0) {
+        if (buf_append(&c->uin, p, n) != 0) {
+            conn_fail(c);
+        }
+        return;
+    }
+    reply_chunk(c, p, n);
 }
 
-/* Closes an open group with an "mn" so the replies after it can be told
- * apart. */
-static int close_group(struct conn *c, bool strip)
+/* Replies held by a delay, or proxy-made entries at the head. */
+static void upstream_resume(struct conn *c)
 {
-    if (!c->group_open) {
-        return 0;
-    }
-    if (strip) {
-        req_flush(c);
-        evbuffer_add(c->uout, barrier_cmd, sizeof(barrier_cmd) - 1);
-    }
-    c->group_open = false;
-    struct entry e = {.type = E_BARRIER, .strip = strip};
-    return fifo_push(c, e);
+    struct buf src = c->uin;
+
+    memset(&c->uin, 0, sizeof(c->uin));
+    reply_chunk(c, buf_len(&src) > 0 ? buf_head(&src) : NULL, buf_len(&src));
+    buf_free(&src);
 }
 
-/* Records a forwarded command in the FIFO. */
-static int enqueue_forward(struct conn *c, const struct proto_cmd *cmd)
+/* ---- the loop ---- */
+
+static bool head_is_proxy_made(struct conn *c)
 {
-    if (cmd->op == PROTO_OP_MN && c->group_open) {
-        /* The client's own mn closes the group; its MN goes to it. */
-        return close_group(c, false);
-    }
-    if (c->group_open) {
-        return 0; /* joins the group: its replies pass through */
-    }
-    struct entry e = {.type = E_ONE, .kind = (uint8_t)cmd->reply};
-    if (cmd->noreply) {
-        e.type = E_GROUP;
-        c->group_open = true;
-    }
-    return fifo_push(c, e);
+    struct inflight_entry *h = inflight_head(&c->q);
+
+    return h != NULL && h->type >= IF_LOCAL;
 }
 
-/* Puts the reply held in conn.local (len bytes) in line behind the
- * commands already in flight. */
-static int enqueue_local(struct conn *c, uint32_t len)
+/* Decides whether the connection is over; frees it and returns true then.
+ * A client's EOF is passed on to the upstream once what it sent is
+ * written; memcached then answers what it read and closes. */
+static bool conn_check_done(struct conn *c)
 {
-    if (c->fifo_len == 0) {
-        emit_local(c, len);
-        return 0;
-    }
-    if (close_group(c, true) != 0) {
-        return -1;
-    }
-    struct entry e = {.type = E_LOCAL, .len = len};
-    return fifo_push(c, e);
-}
+    bool sent =
+        buf_len(&c->uout) == 0 && buf_len(&c->cin) == 0 && c->input != IN_HELD;
 
-/* Puts a fault entry (DROP, HANG) in line behind the commands in flight;
- * a drop with nothing in flight happens at once. */
-static int enqueue_fault(struct conn *c, enum entry_type type)
-{
-    if (type == E_DROP && c->fifo_len == 0) {
-        conn_begin_drop(c);
-        return 0;
+    if (c->client != CLIENT_OPEN && c->client != CLIENT_WRITE_SHUT && sent) {
+        if (c->up == UP_OPEN) {
+            shutdown(c->ufd, SHUT_WR);
+            c->up = UP_WRITE_SHUT;
+        } else if (c->up < UP_OPEN) {
+            up_close(c);
+        }
     }
-    if (close_group(c, true) != 0) {
-        return -1;
-    }
-    struct entry e = {.type = (uint8_t)type};
-    return fifo_push(c, e);
-}
-
-/* Appends a reply made by render() to conn.local; returns its length. */
-static uint32_t local_add(struct conn *c, const char *text, size_t n)
-{
-    if (n == 0 || evbuffer_add(c->local, text, n) != 0) {
-        return 0;
-    }
-    return (uint32_t)n;
-}
-
-/* Testing aid (--debug-inject): keys with the prefix get SERVER_ERROR. */
-static bool debug_inject(struct conn *c, const struct proto_cmd *cmd,
-                         uint32_t *len)
-{
-    static const char msg[] = "SERVER_ERROR mcfault injected";
-    const struct proxy *px = c->px;
-    size_t pos = 0;
-    struct proto_tok key;
-    char out[sizeof(msg) + FAULT_ECHO_MAX + 2];
-
-    if (px->inject_prefix == NULL || !proto_cmd_next_key(cmd, &pos, &key) ||
-        key.len < px->inject_len ||
-        memcmp(cmd->line + key.off, px->inject_prefix, px->inject_len) != 0) {
+    if (c->up != UP_CLOSED) {
         return false;
     }
-    size_t n = fault_render_error(cmd, msg, sizeof(msg) - 1, out, sizeof(out));
-    *len = local_add(c, out, n);
+    if (c->client == CLIENT_GONE) {
+        conn_free(c);
+        return true;
+    }
+    if (buf_len(&c->cout) > 0) {
+        return false;
+    }
+    struct inflight_entry *h = inflight_head(&c->q);
+    if (h != NULL && h->type == IF_DELAY && c->output == OUT_FLOW) {
+        return false; /* the output timer comes back */
+    }
+    if (c->mode != MODE_TEXT && c->client == CLIENT_OPEN) {
+        /* A tunnel closes like a relay: memcached's close is passed on as
+         * a half-close; the client's own EOF ends the connection. */
+        shutdown(c->cfd, SHUT_WR);
+        c->client = CLIENT_WRITE_SHUT;
+        return false;
+    }
+    if (c->client == CLIENT_WRITE_SHUT) {
+        return false;
+    }
+    conn_free(c);
     return true;
 }
 
-/* Collects the keys of cmd for the rule table (a base64 key decoded).
- * Returns -1 when out of memory. */
-static int collect_keys(struct conn *c, const struct proto_cmd *cmd,
-                        struct rules_subject *s)
+/* Backpressure: the client is read while the connection holds less than
+ * the high mark (resuming under the low one), the upstream while what
+ * waits for the client does. */
+static void conn_update_events(struct conn *c)
 {
-    size_t pos = 0;
-    struct proto_tok key;
-    size_t n = 0;
+    size_t to_client = held_to_client(c);
+    size_t all = to_client + c->cin.cap + c->uout.cap;
+    bool cr_on = (c->armed & (1u << EV_CREAD)) != 0;
+    bool ur_on = (c->armed & (1u << EV_UREAD)) != 0;
 
-    s->key_base = cmd->line;
-    while (proto_cmd_next_key(cmd, &pos, &key)) {
-        if (n == c->keys_cap) {
-            uint32_t cap = c->keys_cap ? c->keys_cap * 2 : CONN_KEYS_INIT;
-            struct proto_tok *k = realloc(c->keys, sizeof(*k) * cap);
-            if (k == NULL) {
-                return -1;
-            }
-            c->keys = k;
-            c->keys_cap = cap;
-        }
-        c->keys[n++] = key;
+    arm(c, EV_CREAD,
+        c->client == CLIENT_WRITE_SHUT ||
+            (c->client == CLIENT_OPEN &&
+             (c->input == IN_DISCARD ||
+              all < (cr_on ? CONN_WATER_HIGH : CONN_WATER_LOW))));
+    arm(c, EV_CWRITE, buf_len(&c->cout) > 0);
+    if (c->ufd >= 0) {
+        arm(c, EV_UREAD,
+            c->up >= UP_OPEN && c->up < UP_CLOSED &&
+                to_client < (ur_on ? CONN_WATER_HIGH : CONN_WATER_LOW));
+        arm(c, EV_UWRITE,
+            c->up == UP_CONNECTING ||
+                (c->up == UP_OPEN && buf_len(&c->uout) > 0));
     }
-    size_t dlen;
-    if (n == 1 && cmd->key_base64 &&
-        fault_b64_decode(cmd->line + c->keys[0].off, c->keys[0].len, c->keybuf,
-                         sizeof(c->keybuf), &dlen)) {
-        s->key_base = c->keybuf;
-        c->keys[0].off = 0;
-        c->keys[0].len = (uint32_t)dlen;
-    }
-    s->keys = c->keys;
-    s->nkeys = n;
-    return 0;
 }
 
-/* Logs a fault that fired: -v text, and a JSON line for --event-log. */
-static void log_fault(struct conn *c, const struct rule *r,
-                      const struct rules_subject *s)
+/* After every event: what waits is processed, written, and the events
+ * follow the connection's state. */
+static void conn_run(struct conn *c)
 {
-    stats.faults_total++;
-    stats.faults[r->action]++;
-    if (!log_enabled(LOG_INFO) && !log_event_enabled() && !stats_keep_events) {
+    if (c->input == IN_PARSE && buf_len(&c->cin) > 0 &&
+        held_total(c) - c->cin.cap < CONN_WATER_LOW) {
+        client_resume(c);
+    }
+    if (c->output == OUT_FLOW &&
+        (buf_len(&c->uin) > 0 || head_is_proxy_made(c))) {
+        upstream_resume(c);
+    }
+    up_flush(c, NULL);
+    client_flush(c, NULL);
+    if (conn_check_done(c)) {
         return;
     }
-    /* The first key the rule matched (the command's first key for rules
-     * on keyless commands). */
-    size_t ki = 0;
-    while (ki + 1 < s->nkeys &&
-           !rule_key_match(r, s->key_base + s->keys[ki].off, s->keys[ki].len)) {
-        ki++;
-    }
-    const char *key = s->nkeys > 0 ? s->key_base + s->keys[ki].off : "";
-    size_t klen = s->nkeys > 0 ? s->keys[ki].len : 0;
-    const char *act = rule_action_name(r->action);
-    /* Escaping makes a byte at most 6 bytes (\u00HH); rule and proxy names
-     * are at most 128 bytes (config.c), keys PROTO_KEY_MAX, a command
-     * name at most a line. */
-    char k[PROTO_KEY_MAX * 6 + 8];
-    char name[PROTO_LINE_MAX * 6 + 8];
-
-    if (log_enabled(LOG_INFO)) {
-        log_msg(LOG_INFO, "conn %d: fault %s rule '%s' %s%s: %s%s%s", c->cfd,
-                c->px->name, r->name, act, r->forward ? " (forward)" : "",
-                log_printable(s->name, s->name_len, name, sizeof(name)),
-                klen > 0 ? " " : "", log_printable(key, klen, k, sizeof(k)));
-    }
-    if (log_event_enabled() || stats_keep_events) {
-        char line[sizeof(k) + sizeof(name) + 2048];
-        char rn[128 * 6 + 8];
-        char pn[128 * 6 + 8];
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        snprintf(
-            line, sizeof(line),
-            "{\"time\":%lld.%06ld,\"proxy\":\"%s\",\"conn\":%d,"
-            "\"rule\":\"%s\",\"action\":\"%s\",\"forward\":%s,"
-            "\"command\":\"%s\",\"key\":\"%s\",\"keys\":%zu}",
-            (long long)ts.tv_sec, ts.tv_nsec / 1000,
-            log_json_escape(c->px->name, strlen(c->px->name), pn, sizeof(pn)),
-            c->cfd, log_json_escape(r->name, strlen(r->name), rn, sizeof(rn)),
-            act, r->forward ? "true" : "false",
-            log_json_escape(s->name, s->name_len, name, sizeof(name)),
-            log_json_escape(key, klen, k, sizeof(k)), s->nkeys);
-        log_event(line);
-        if (stats_keep_events) {
-            stats_event_push(line);
-        }
-    }
+    conn_update_events(c);
 }
 
-/* Answers cmd with the len bytes at the end of conn.local (possibly none)
- * instead of forwarding it; a data block is swallowed first. */
-static int answer_local(struct conn *c, const struct proto_cmd *cmd,
-                        size_t line_bytes, uint32_t len)
-{
-    req_flush(c);
-    evbuffer_drain(c->cin, line_bytes);
-    if (cmd->data_len > 0) {
-        /* Answer after the data block, as memcached does. */
-        c->data_local = true;
-        c->deferred = len;
-        c->has_deferred = true;
-        return 0;
-    }
-    return len > 0 ? enqueue_local(c, len) : 0;
-}
-
-/* What a forward: true fault does once the command (and its data block)
- * is on its way: its reply is swallowed (marked when it was queued), then
- * the fault's entry follows. */
-static int run_post(struct conn *c)
-{
-    enum post_fx fx = (enum post_fx)c->post;
-
-    c->post = FX_NONE;
-    switch (fx) {
-    case FX_ERROR:
-        if (close_group(c, true) != 0) {
-            return -1;
-        }
-        return c->post_len > 0 ? enqueue_local(c, c->post_len) : 0;
-    case FX_DROP:
-        c->stop_parsing = true;
-        return enqueue_fault(c, E_DROP);
-    case FX_HANG:
-        c->stop_parsing = true;
-        return enqueue_fault(c, E_HANG);
-    case FX_NONE:
-        break;
-    }
-    return 0;
-}
-
-/* forward: true for error, drop, hang: the command goes to memcached; its
- * reply is framed and discarded (a noreply or quiet command is fenced with
- * a barrier so its replies, if any, are known), then fx acts. */
-static int forward_then(struct conn *c, const struct proto_cmd *cmd,
-                        size_t line_bytes, enum post_fx fx, uint32_t len)
-{
-    if (close_group(c, true) != 0) {
-        return -1;
-    }
-    c->data_local = false;
-    c->req_fwd += line_bytes;
-    struct entry e = {.type = E_ONE, .kind = (uint8_t)cmd->reply, .swallow = 1};
-    if (cmd->noreply) {
-        e.type = E_GROUP;
-        c->group_open = true;
-    }
-    if (fifo_push(c, e) != 0) {
-        return -1;
-    }
-    c->post = (uint8_t)fx;
-    c->post_len = len;
-    return cmd->data_len > 0 ? 0 : run_post(c);
-}
-
-static void on_in_timer(evutil_socket_t fd, short what, void *arg);
-
-/* A delay of d microseconds: with forward, a DELAY entry holds the replies
- * from this command on; without, the command and everything after it wait
- * in cin (other connections go on). */
-static int apply_delay(struct conn *c, const struct proto_cmd *cmd,
-                       size_t line_bytes, const struct rule *r)
-{
-    uint64_t d = r->delay_us;
-    c->data_local = false;
-    if (r->jitter_us > 0) {
-        uint64_t span = 2 * r->jitter_us + 1;
-        uint64_t j = rules_random(c->px->rules) % span;
-        d = d + j >= r->jitter_us ? d + j - r->jitter_us : 0;
-    }
-    if (r->forward) {
-        if (close_group(c, true) != 0) {
-            return -1;
-        }
-        struct entry e = {.type = E_DELAY, .until = now_us() + d};
-        if (fifo_push(c, e) != 0) {
-            return -1;
-        }
-        c->req_fwd += line_bytes;
-        return enqueue_forward(c, cmd);
-    }
-    req_flush(c);
-    c->req_fwd = line_bytes;
-    c->in_paused = true;
-    timer_arm(c, &c->in_timer, on_in_timer, d);
-    return enqueue_forward(c, cmd);
-}
-
-/* miss on get/gets/gat/gats: the keys r matches are dropped from the line
- * (memcached omits misses); when none is left, or for mg, the proxy
- * answers the miss itself. */
-static int apply_miss(struct conn *c, const struct proto_cmd *cmd,
-                      size_t line_bytes, const struct rule *r,
-                      const struct rules_subject *s)
-{
-    char out[FAULT_ECHO_MAX + 8];
-    size_t kept = 0;
-
-    if (cmd->op != PROTO_OP_MG) {
-        for (size_t i = 0; i < s->nkeys; i++) {
-            const struct proto_tok *k = &s->keys[i];
-            if (!rule_key_match(r, s->key_base + k->off, k->len)) {
-                c->keys[kept++] = *k; /* s->keys is conn.keys */
-            }
-        }
-    }
-    if (kept == 0) {
-        size_t n = fault_render_miss(cmd, out, sizeof(out));
-        return answer_local(c, cmd, line_bytes, local_add(c, out, n));
-    }
-    /* "get a b c" becomes "get a c": the prefix up to the first key as the
-     * client wrote it, then the kept keys. */
-    req_flush(c);
-    uint32_t first = cmd->tok[cmd->key_index].off;
-    evbuffer_add(c->uout, cmd->line, first);
-    for (size_t i = 0; i < kept; i++) {
-        if (i > 0) {
-            evbuffer_add(c->uout, " ", 1);
-        }
-        evbuffer_add(c->uout, cmd->line + s->keys[i].off, s->keys[i].len);
-    }
-    evbuffer_add(c->uout, "\r\n", 2);
-    evbuffer_drain(c->cin, line_bytes);
-    c->data_local = false;
-    return enqueue_forward(c, cmd);
-}
-
-/* Applies the rule that fired for cmd. */
-static int apply_rule(struct conn *c, const struct proto_cmd *cmd,
-                      size_t line_bytes, const struct rule *r,
-                      struct rules_subject *s)
-{
-    char out[1024 + FAULT_ECHO_MAX];
-    uint32_t len = 0;
-
-    log_fault(c, r, s);
-    switch (r->action) {
-    case RULE_ERROR: {
-        char *buf = out;
-        size_t cap = r->message_len + FAULT_ECHO_MAX + 2;
-        if (cap > sizeof(out) && (buf = malloc(cap)) == NULL) {
-            return -1;
-        }
-        size_t n =
-            fault_render_error(cmd, r->message, r->message_len, buf, cap);
-        len = local_add(c, buf, n);
-        if (buf != out) {
-            free(buf);
-        }
-        if (r->forward) {
-            return forward_then(c, cmd, line_bytes, FX_ERROR, len);
-        }
-        return answer_local(c, cmd, line_bytes, len);
-    }
-    case RULE_DELAY:
-        return apply_delay(c, cmd, line_bytes, r);
-    case RULE_DROP:
-    case RULE_HANG: {
-        enum entry_type t = r->action == RULE_DROP ? E_DROP : E_HANG;
-        if (r->forward) {
-            return forward_then(c, cmd, line_bytes,
-                                t == E_DROP ? FX_DROP : FX_HANG, 0);
-        }
-        req_flush(c);
-        evbuffer_drain(c->cin, line_bytes);
-        c->stop_parsing = true; /* the rest of the input is never read */
-        return enqueue_fault(c, t);
-    }
-    case RULE_MISS:
-        return apply_miss(c, cmd, line_bytes, r, s);
-    case RULE__COUNT:
-        break;
-    }
-    return 0;
-}
-
-/* Asks the rule table about cmd; NULL: forward untouched. quit and lines
- * memcached closes on are never faulted. */
-static const struct rule *decide(struct conn *c, const struct proto_cmd *cmd,
-                                 struct rules_subject *s)
-{
-    if (c->px->rules == NULL || cmd->reply == PROTO_REPLY_NONE) {
-        return NULL;
-    }
-    s->op = cmd->op;
-    s->name = cmd->line + cmd->name.off;
-    s->name_len = cmd->name.len;
-    if (collect_keys(c, cmd, s) != 0) {
-        return NULL;
-    }
-    return rules_decide(c->px->rules, s);
-}
-
-/* mcfault --health sends this (memcached would answer ERROR): it goes up
- * as "version", past the rules, so a rule that faults every command does
- * not make a container unhealthy. */
-static const char health_cmd[] = "mcfault_health";
-
-static bool is_health_probe(const struct proto_cmd *cmd)
-{
-    return cmd->op == PROTO_OP_UNKNOWN &&
-           cmd->line_len == sizeof(health_cmd) - 1 &&
-           memcmp(cmd->line, health_cmd, sizeof(health_cmd) - 1) == 0;
-}
-
-static int forward_health_probe(struct conn *c, size_t line_bytes)
-{
-    static const char version[] = "version\r\n";
-    struct entry e = {.type = E_ONE, .kind = PROTO_REPLY_LINE};
-
-    req_flush(c);
-    evbuffer_drain(c->cin, line_bytes);
-    evbuffer_add(c->uout, version, sizeof(version) - 1);
-    c->data_local = false;
-    if (c->group_open) {
-        return 0; /* joins the group: its reply passes through */
-    }
-    return fifo_push(c, e);
-}
-
-static int handle_cmd(struct conn *c, const struct proto_cmd *cmd,
-                      size_t line_bytes)
-{
-    uint32_t len = 0;
-    struct rules_subject s;
-    const struct rule *r;
-
-    log_trace('<', c->cfd, cmd->line, cmd->line_len);
-    stats.commands[cmd->op]++;
-    if (is_health_probe(cmd)) {
-        return forward_health_probe(c, line_bytes);
-    }
-    if ((r = decide(c, cmd, &s)) != NULL) {
-        return apply_rule(c, cmd, line_bytes, r, &s);
-    }
-    if (debug_inject(c, cmd, &len)) {
-        return answer_local(c, cmd, line_bytes, len);
-    }
-    c->data_local = false;
-    c->req_fwd += line_bytes;
-    if (cmd->reply == PROTO_REPLY_NONE) {
-        /* quit (or an HTTP request line): memcached closes and reads
-         * nothing after it. */
-        c->stop_parsing = true;
-    }
-    return enqueue_forward(c, cmd);
-}
-
-static int handle_data(struct conn *c, size_t n)
-{
-    if (!c->data_local) {
-        c->req_fwd += n;
-        if (proto_data_left(&c->parser) == 0 && c->post != FX_NONE) {
-            return run_post(c);
-        }
-        return 0;
-    }
-    evbuffer_drain(c->cin, n);
-    if (proto_data_left(&c->parser) == 0 && c->has_deferred) {
-        c->has_deferred = false;
-        return c->deferred > 0 ? enqueue_local(c, c->deferred) : 0;
-    }
-    return 0;
-}
-
-/* Client EOF: what it sent still goes upstream, then the upstream write
- * side is shut so memcached answers what it read and closes, as it does
- * with a direct client; the replies owed arrive before that close. */
-static void client_ended(struct conn *c)
-{
-    c->client_eof = true;
-}
-
-/* Parses what the client sent and forwards it, command by command. */
-static int process_client(struct conn *c)
-{
-    struct proto_cmd cmd;
-
-    for (;;) {
-        if (c->in_paused) {
-            return 0; /* the held command's line stays in cin */
-        }
-        if (c->mode == MODE_TUNNEL) {
-            c->req_fwd = evbuffer_get_length(c->cin);
-            break;
-        }
-        size_t off = c->req_fwd + c->req_held;
-        if (c->stop_parsing) {
-            req_flush(c);
-            evbuffer_drain(c->cin, evbuffer_get_length(c->cin));
-            c->req_held = 0;
-            break;
-        }
-        if (off >= evbuffer_get_length(c->cin)) {
-            break;
-        }
-        struct evbuffer_ptr ptr;
-        struct evbuffer_iovec v;
-        evbuffer_ptr_set(c->cin, &ptr, off, EVBUFFER_PTR_SET);
-        if (evbuffer_peek(c->cin, -1, &ptr, &v, 1) < 1) {
-            break;
-        }
-        size_t used;
-        enum proto_status st =
-            proto_parse(&c->parser, v.iov_base, v.iov_len, &used, &cmd);
-        int rc = 0;
-        switch (st) {
-        case PROTO_AGAIN:
-            c->req_held += used;
-            break;
-        case PROTO_CMD: {
-            size_t line_bytes = c->req_held + used;
-            c->req_held = 0;
-            rc = handle_cmd(c, &cmd, line_bytes);
-            break;
-        }
-        case PROTO_DATA:
-            rc = handle_data(c, used);
-            break;
-        case PROTO_BINARY:
-            log_msg(LOG_INFO, "conn %d: binary protocol, tunnelling", c->cfd);
-            enter_tunnel(c);
-            reply_init(&c->framer);
-            break;
-        case PROTO_TOO_LONG:
-            /* memcached closes such a connection: answer what came before,
-             * then close. */
-            log_msg(LOG_INFO, "conn %d: line too long, closing", c->cfd);
-            c->stop_parsing = true;
-            client_ended(c);
-            break;
-        }
-        if (rc != 0) {
-            return -1;
-        }
-    }
-    req_flush(c);
-    return 0;
-}
-
-/* ---- lifecycle ---- */
-
-/* Reads once (or a few times while each read fills the space). Returns the
- * bytes read, 0 at EOF, -1 on error other than EAGAIN, -2 on EAGAIN. */
-static ssize_t read_into(struct evbuffer *buf, int fd)
-{
-    ssize_t total = 0;
-
-    for (int i = 0; i < CONN_READS_MAX; i++) {
-        struct evbuffer_iovec v;
-        if (evbuffer_reserve_space(buf, CONN_READ_SIZE, &v, 1) < 1) {
-            return -1;
-        }
-        ssize_t n = recv(fd, v.iov_base, v.iov_len, 0);
-        if (n <= 0) {
-            v.iov_len = 0;
-            evbuffer_commit_space(buf, &v, 1);
-            if (total > 0) {
-                return total;
-            }
-            if (n == 0) {
-                return 0;
-            }
-            return (errno == EAGAIN || errno == EINTR) ? -2 : -1;
-        }
-        v.iov_len = (size_t)n;
-        evbuffer_commit_space(buf, &v, 1);
-        total += n;
-        if ((size_t)n < CONN_READ_SIZE) {
-            break;
-        }
-    }
-    return total;
-}
+/* ---- callbacks ---- */
 
 static void on_client_read(evutil_socket_t fd, short what, void *arg)
 {
@@ -1034,28 +655,42 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
 
-    ssize_t n = read_into(c->cin, c->cfd);
-    if (n == -2) {
-        return;
+    for (int i = 0; i < CONN_READS_MAX; i++) {
+        ssize_t n = recv(c->cfd, scratch, sizeof(scratch), 0);
+        if (n > 0) {
+            stats.client_bytes_in += (uint64_t)n;
+            if (c->client == CLIENT_OPEN) {
+                client_input(c, scratch, (size_t)n);
+            }
+            if ((size_t)n < sizeof(scratch) || c->input != IN_PARSE ||
+                held_total(c) > CONN_WATER_HIGH) {
+                break;
+            }
+            continue;
+        }
+        if (n == 0) {
+            client_read_done(c);
+        } else if (errno != EAGAIN && errno != EINTR) {
+            c->client = CLIENT_GONE;
+            c->input = IN_DISCARD;
+            buf_free(&c->cout);
+            buf_free(&c->cin);
+        }
+        break;
     }
-    if (n > 0) {
-        stats.client_bytes_in += (uint64_t)n;
+    conn_run(c);
+}
+
+static void upstream_closed(struct conn *c, ssize_t n)
+{
+    if (n < 0) {
+        log_msg(LOG_INFO, "conn %d: upstream %s:%s: %s", c->cfd,
+                c->px->upstream_spec.host, c->px->upstream_spec.port,
+                strerror(errno));
+    } else {
+        log_msg(LOG_INFO, "conn %d: upstream closed", c->cfd);
     }
-    if (n == -1) {
-        c->client_dead = true;
-    }
-    if (process_client(c) != 0) {
-        log_msg(LOG_ERROR, "conn %d: out of memory", c->cfd);
-        c->upstream_eof = true;
-        c->client_dead = true;
-    }
-    if (n <= 0) {
-        client_ended(c);
-    }
-    flush_upstream(c);
-    flush_client(c);
-    conn_update_reads(c);
-    conn_check_done(c);
+    up_close(c);
 }
 
 static void on_upstream_read(evutil_socket_t fd, short what, void *arg)
@@ -1064,72 +699,30 @@ static void on_upstream_read(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
 
-    ssize_t n = read_into(c->uin, c->ufd);
-    if (n == -2) {
-        return;
-    }
-    if (n > 0) {
-        stats.upstream_bytes_in += (uint64_t)n;
-    }
-    process_upstream(c);
-    if (n <= 0) {
-        if (n < 0) {
-            log_msg(c->uconnected ? LOG_INFO : LOG_ERROR,
-                    "conn %d: upstream %s:%s: %s", c->cfd,
-                    c->px->upstream_spec.host, c->px->upstream_spec.port,
-                    strerror(errno));
-        } else {
-            log_msg(LOG_INFO, "conn %d: upstream closed", c->cfd);
+    for (int i = 0; i < CONN_READS_MAX; i++) {
+        ssize_t n = recv(c->ufd, scratch, sizeof(scratch), 0);
+        if (n > 0) {
+            stats.upstream_bytes_in += (uint64_t)n;
+            upstream_input(c, scratch, (size_t)n);
+            if ((size_t)n < sizeof(scratch) ||
+                held_to_client(c) > CONN_WATER_HIGH) {
+                break;
+            }
+            continue;
         }
-        c->upstream_eof = true;
+        if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+            upstream_closed(c, n);
+        }
+        break;
     }
-    flush_client(c);
-    conn_update_reads(c);
-    conn_check_done(c);
-}
-
-/* A delay without forward is over: the held command goes, and what the
- * client sent behind it. */
-static void on_in_timer(evutil_socket_t fd, short what, void *arg)
-{
-    struct conn *c = arg;
-    (void)fd;
-    (void)what;
-
-    c->in_paused = false;
-    if (process_client(c) != 0) {
-        log_msg(LOG_ERROR, "conn %d: out of memory", c->cfd);
-        c->upstream_eof = true;
-        c->client_dead = true;
-    }
-    flush_upstream(c);
-    flush_client(c);
-    conn_update_reads(c);
-    conn_check_done(c);
-}
-
-/* A DELAY entry's time has come: replies flow again. */
-static void on_out_timer(evutil_socket_t fd, short what, void *arg)
-{
-    struct conn *c = arg;
-    (void)fd;
-    (void)what;
-
-    process_upstream(c);
-    flush_client(c);
-    conn_update_reads(c);
-    conn_check_done(c);
+    conn_run(c);
 }
 
 static void on_client_write(evutil_socket_t fd, short what, void *arg)
 {
-    struct conn *c = arg;
     (void)fd;
     (void)what;
-
-    flush_client(c);
-    conn_update_reads(c);
-    conn_check_done(c);
+    conn_run(arg);
 }
 
 static void on_upstream_write(evutil_socket_t fd, short what, void *arg)
@@ -1138,7 +731,7 @@ static void on_upstream_write(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
 
-    if (!c->uconnected) {
+    if (c->up == UP_CONNECTING) {
         int err = 0;
         socklen_t len = sizeof(err);
         if (getsockopt(c->ufd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
@@ -1152,63 +745,49 @@ static void on_upstream_write(evutil_socket_t fd, short what, void *arg)
             conn_free(c);
             return;
         }
-        c->uconnected = true;
+        c->up = UP_OPEN;
         log_msg(LOG_INFO, "conn %d: upstream connected", c->cfd);
     }
-    flush_upstream(c);
-    conn_update_reads(c);
-    conn_check_done(c);
+    conn_run(c);
 }
 
-/*
- * Decides whether the connection is over: the upstream closed and the
- * client has what it is owed. A client EOF is passed on to the upstream
- * once everything the client sent is written; memcached then closes.
- */
-static void conn_check_done(struct conn *c)
+/* A delay without forward is over: the held command goes, and what the
+ * client sent behind it. */
+static void on_in_timer(evutil_socket_t fd, short what, void *arg)
 {
-    /* Held input is not sent yet. */
-    bool sent = evbuffer_get_length(c->uout) == 0 && !c->in_paused;
+    struct conn *c = arg;
+    (void)fd;
+    (void)what;
 
-    if (c->client_eof && !c->upstream_eof && sent) {
-        if (!c->uconnected) {
-            c->upstream_eof = true;
-        } else if (c->mode == MODE_TUNNEL) {
-            /* A watcher never reads again: nothing more is owed. */
-            c->upstream_eof = true;
-            c->client_dead = true;
-        } else if (!c->ushut) {
-            shutdown(c->ufd, SHUT_WR);
-            c->ushut = true;
-        }
+    if (c->input == IN_HELD) {
+        c->input = IN_PARSE;
+        client_resume(c);
     }
-    if (!c->upstream_eof) {
-        return;
-    }
-    if (c->uconnected) {
-        process_upstream(c);
-        flush_client(c);
-        if (evbuffer_get_length(c->cout) > 0) {
-            return;
-        }
-        /* Replies held by a forward: true delay are still owed: the output
-         * timer comes back here. */
-        struct entry *h = fifo_head(c);
-        if (h != NULL && h->type == E_DELAY && !c->client_dead &&
-            evbuffer_get_length(c->uin) > 0) {
-            return;
-        }
-    }
-    conn_free(c);
+    conn_run(c);
 }
+
+/* An IF_DELAY's time has come: replies flow again. */
+static void on_out_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_run(arg);
+}
+
+void conn_wake_output_in(struct conn *c, uint64_t us)
+{
+    timer_arm(c, &c->out_timer, on_out_timer, us);
+}
+
+/* ---- lifecycle ---- */
 
 /* Frees what c holds (any part may be missing when conn_create failed
  * half-way), closes both sockets, frees c. */
 static void conn_release(struct conn *c)
 {
-    struct event *evs[] = {c->cread,  c->cwrite,   c->uread,
-                           c->uwrite, c->in_timer, c->out_timer};
-    struct evbuffer *bufs[] = {c->cin, c->cout, c->uin, c->uout, c->local};
+    struct event *evs[] = {c->ev[0], c->ev[1],    c->ev[2],
+                           c->ev[3], c->in_timer, c->out_timer};
+    struct buf *bufs[] = {&c->cin, &c->cout, &c->uin, &c->uout, &c->local};
 
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
         if (evs[i] != NULL) {
@@ -1216,13 +795,10 @@ static void conn_release(struct conn *c)
         }
     }
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) {
-        if (bufs[i] != NULL) {
-            evbuffer_free(bufs[i]);
-        }
+        buf_free(bufs[i]);
     }
     proto_deinit(&c->parser);
-    free(c->fifo);
-    free(c->keys);
+    inflight_deinit(&c->q);
     close(c->cfd);
     if (c->ufd >= 0) {
         close(c->ufd);
@@ -1254,9 +830,8 @@ void conn_drain_all(struct proxy *px)
 
     while (c != NULL) {
         struct conn *next = c->next; /* c may be freed below */
-        client_ended(c);
-        conn_update_reads(c);
-        conn_check_done(c);
+        client_read_done(c);
+        conn_run(c);
         c = next;
     }
 }
@@ -1274,7 +849,7 @@ static void set_nodelay(int fd)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-/* Starts a non-blocking connect to the upstream. */
+/* Starts a non-blocking connect to the upstream and its two events. */
 static int upstream_connect(struct conn *c)
 {
     const struct proxy *px = c->px;
@@ -1285,12 +860,24 @@ static int upstream_connect(struct conn *c)
         return -1;
     }
     set_nodelay(c->ufd);
+    c->ev[EV_UREAD] =
+        event_new(px->base, c->ufd, EV_READ | EV_PERSIST, on_upstream_read, c);
+    c->ev[EV_UWRITE] = event_new(px->base, c->ufd, EV_WRITE | EV_PERSIST,
+                                 on_upstream_write, c);
+    if (c->ev[EV_UREAD] == NULL || c->ev[EV_UWRITE] == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
     if (connect(c->ufd, (const struct sockaddr *)&px->upstream,
                 px->upstream_len) == 0) {
-        c->uconnected = true;
+        c->up = UP_OPEN;
         return 0;
     }
-    return errno == EINPROGRESS ? 0 : -1;
+    if (errno != EINPROGRESS) {
+        return -1;
+    }
+    c->up = UP_CONNECTING;
+    return 0;
 }
 
 int conn_create(struct proxy *px, int fd, const struct sockaddr *peer)
@@ -1309,24 +896,19 @@ int conn_create(struct proxy *px, int fd, const struct sockaddr *peer)
             addr_format(peer, name, sizeof(name)));
     evutil_make_socket_nonblocking(fd);
     set_nodelay(fd);
-    c->fifo_cap = CONN_FIFO_INIT;
-    c->fifo = malloc(sizeof(*c->fifo) * c->fifo_cap);
-    c->cin = evbuffer_new();
-    c->cout = evbuffer_new();
-    c->uin = evbuffer_new();
-    c->uout = evbuffer_new();
-    c->local = evbuffer_new();
     proto_init(&c->parser);
     reply_init(&c->framer);
-    if (c->fifo == NULL || c->cin == NULL || c->cout == NULL ||
-        c->uin == NULL || c->uout == NULL || c->local == NULL) {
+    inflight_init(&c->q);
+    c->ev[EV_CREAD] =
+        event_new(px->base, fd, EV_READ | EV_PERSIST, on_client_read, c);
+    c->ev[EV_CWRITE] =
+        event_new(px->base, fd, EV_WRITE | EV_PERSIST, on_client_write, c);
+    if (c->ev[EV_CREAD] == NULL || c->ev[EV_CWRITE] == NULL) {
         goto fail;
     }
     if (px->upstream_len == 0 &&
         addr_resolve(&px->upstream_spec, 0, &px->upstream, &px->upstream_len) !=
             0) {
-        /* Blocking, but only until the name resolves once (compose
-         * starts services in any order). */
         px->upstream_len = 0;
     }
     if (px->upstream_len == 0 || upstream_connect(c) != 0) {
@@ -1334,17 +916,6 @@ int conn_create(struct proxy *px, int fd, const struct sockaddr *peer)
         log_msg(LOG_ERROR, "conn %d: upstream %s:%s: %s", fd,
                 px->upstream_spec.host, px->upstream_spec.port,
                 px->upstream_len == 0 ? "not resolved" : strerror(errno));
-        goto fail;
-    }
-    c->cread = event_new(px->base, fd, EV_READ | EV_PERSIST, on_client_read, c);
-    c->cwrite =
-        event_new(px->base, fd, EV_WRITE | EV_PERSIST, on_client_write, c);
-    c->uread =
-        event_new(px->base, c->ufd, EV_READ | EV_PERSIST, on_upstream_read, c);
-    c->uwrite = event_new(px->base, c->ufd, EV_WRITE | EV_PERSIST,
-                          on_upstream_write, c);
-    if (c->cread == NULL || c->cwrite == NULL || c->uread == NULL ||
-        c->uwrite == NULL) {
         goto fail;
     }
     c->next = px->conns;
@@ -1356,10 +927,7 @@ int conn_create(struct proxy *px, int fd, const struct sockaddr *peer)
     px->conns_total++;
     stats.connections_now++;
     stats.connections_total++;
-    ev_set(c->cread, &c->cread_on, true);
-    ev_set(c->uread, &c->uread_on, true);
-    /* The write event tells when a pending connect is done. */
-    ev_set(c->uwrite, &c->uwrite_on, !c->uconnected);
+    conn_update_events(c);
     return 0;
 
 fail:

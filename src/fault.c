@@ -104,7 +104,8 @@ static size_t put(char *out, size_t cap, size_t at, const char *s, size_t n)
 }
 
 /* "CODE O.. k.." + \r\n: the flags echoed in the order the request gave
- * them, the way memcached's meta handlers walk their flag tokens. */
+ * them, the way memcached's meta handlers walk their flag tokens. Returns
+ * the length, which may exceed cap (then out holds a part). */
 static size_t render_meta(const struct proto_cmd *cmd, const char *code,
                           char *out, size_t cap)
 {
@@ -126,38 +127,62 @@ static size_t render_meta(const struct proto_cmd *cmd, const char *code,
             }
         }
     }
-    n = put(out, cap, n, "\r\n", 2);
-    return n <= cap ? n : 0;
+    return put(out, cap, n, "\r\n", 2);
 }
 
-size_t fault_render_error(const struct proto_cmd *cmd, const char *msg,
-                          size_t msg_len, char *out, size_t cap)
+static enum fault_outcome outcome(size_t n, size_t cap, size_t *len)
 {
+    *len = n;
+    return n <= cap ? FAULT_REPLY : FAULT_NO_ROOM;
+}
+
+enum fault_outcome fault_render_error(const struct proto_cmd *cmd,
+                                      const char *msg, size_t msg_len,
+                                      char *out, size_t cap, size_t *len)
+{
+    *len = 0;
     if (is_meta_keyed(cmd->op)) {
         const char *code = meta_code(msg, msg_len);
         if (code != NULL) {
             bool hidden = cmd->op == PROTO_OP_MG ? strcmp(code, "EN") == 0
                                                  : strcmp(code, "HD") == 0;
             if (cmd->noreply && hidden) {
-                return 0;
+                return FAULT_SILENT;
             }
-            return render_meta(cmd, code, out, cap);
+            return outcome(render_meta(cmd, code, out, cap), cap, len);
         }
     } else if (cmd->noreply && cmd->reply != PROTO_REPLY_META) {
-        return 0; /* classic noreply: memcached sends nothing */
+        return FAULT_SILENT; /* classic noreply: memcached sends nothing */
     }
-    if (msg_len + 2 > cap) {
-        return 0;
-    }
-    memcpy(out, msg, msg_len);
-    memcpy(out + msg_len, "\r\n", 2);
-    return msg_len + 2;
+    size_t n = put(out, cap, 0, msg, msg_len);
+    return outcome(put(out, cap, n, "\r\n", 2), cap, len);
 }
 
-size_t fault_render_miss(const struct proto_cmd *cmd, char *out, size_t cap)
+enum fault_outcome fault_render_miss(const struct proto_cmd *cmd, char *out,
+                                     size_t cap, size_t *len)
 {
+    *len = 0;
     if (cmd->op == PROTO_OP_MG) {
-        return cmd->noreply ? 0 : render_meta(cmd, "EN", out, cap);
+        if (cmd->noreply) {
+            return FAULT_SILENT;
+        }
+        return outcome(render_meta(cmd, "EN", out, cap), cap, len);
     }
-    return put(out, cap, 0, "END\r\n", 5) <= cap ? 5 : 0;
+    return outcome(put(out, cap, 0, "END\r\n", 5), cap, len);
+}
+
+bool fault_refused_by_memcached(const struct proto_cmd *cmd)
+{
+    size_t pos = 0;
+    struct proto_tok key;
+
+    if (is_meta_keyed(cmd->op) && cmd->opaque.len > FAULT_OPAQUE_MAX) {
+        return true;
+    }
+    while (proto_cmd_next_key(cmd, &pos, &key)) {
+        if (key.len > PROTO_KEY_MAX && !cmd->key_base64) {
+            return true;
+        }
+    }
+    return false;
 }

@@ -41,7 +41,6 @@
 enum {
     OPT_VERSION = 256,
     OPT_HELP,
-    OPT_DEBUG_INJECT,
     OPT_CHECK_CONFIG,
     OPT_EVENT_LOG,
     OPT_HEALTH,
@@ -63,7 +62,6 @@ static const struct option long_options[] = {
     {"verbose", no_argument, NULL, 'v'},
     {"version", no_argument, NULL, OPT_VERSION},
     {"help", no_argument, NULL, OPT_HELP},
-    {"debug-inject", required_argument, NULL, OPT_DEBUG_INJECT},
     {NULL, 0, NULL, 0},
 };
 
@@ -347,7 +345,6 @@ static const char *env(const char *name)
 int main(int argc, char **argv)
 {
     struct app a;
-    const char *inject = NULL;
     const char *event_log = NULL;
     const char *log_path = NULL;
     const char *admin_arg = NULL;
@@ -406,9 +403,6 @@ int main(int argc, char **argv)
         case OPT_HELP:
             usage(stdout);
             return EXIT_SUCCESS;
-        case OPT_DEBUG_INJECT:
-            inject = optarg;
-            break;
         default:
             usage(stderr);
             return EXIT_USAGE;
@@ -466,10 +460,6 @@ int main(int argc, char **argv)
     }
     if (app_setup(&a, &cfg) != 0) {
         goto done;
-    }
-    if (inject != NULL && *inject != '\0') {
-        a.proxies[0].px.inject_prefix = inject;
-        a.proxies[0].px.inject_len = strlen(inject);
     }
     if ((rc = start_proxies(&a)) != 0) {
         rc = rc == EXIT_USAGE ? EXIT_USAGE : EXIT_FAILURE;

@@ -620,6 +620,13 @@ enum proto_status proto_parse(struct proto_parser *p, const char *buf,
                               struct proto_cmd *cmd)
 {
     *consumed = 0;
+    if (p->buf_len == 0 && p->buf != NULL) {
+        /* The last line that came in pieces has been read: an idle
+         * connection holds no line buffer. */
+        free(p->buf);
+        p->buf = NULL;
+        p->buf_cap = 0;
+    }
     if (len == 0) {
         return PROTO_AGAIN;
     }

@@ -24,10 +24,8 @@ struct proxy {
     struct rules *rules; /* NULL: no rules; swapped on reload */
     struct addr_spec upstream_spec;
     struct sockaddr_storage upstream;
-    socklen_t upstream_len;    /* 0 until resolved */
-    const char *inject_prefix; /* testing aid: answer these keys locally */
-    size_t inject_len;
-    struct conn *conns; /* open connections, for shutdown */
+    socklen_t upstream_len; /* 0 until resolved */
+    struct conn *conns;     /* open connections, for shutdown */
     uint64_t conns_total;
     uint64_t conns_now;
 };

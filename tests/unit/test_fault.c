@@ -79,8 +79,10 @@ static void test_render_error(void **state)
         struct proto_cmd cmd;
         char out[512];
         parse_line(&p, tc->line, &cmd);
-        size_t n = fault_render_error(&cmd, tc->msg, strlen(tc->msg), out,
-                                      sizeof(out));
+        size_t n;
+        enum fault_outcome o = fault_render_error(
+            &cmd, tc->msg, strlen(tc->msg), out, sizeof(out), &n);
+        assert_int_equal(o, tc->want[0] ? FAULT_REPLY : FAULT_SILENT);
         if (n != strlen(tc->want) || memcmp(out, tc->want, n) != 0) {
             fail_msg("case %zu: %s with '%s': got '%.*s', want '%s'", i,
                      tc->line, tc->msg, (int)n, out, tc->want);
@@ -108,7 +110,9 @@ static void test_render_miss(void **state)
         struct proto_cmd cmd;
         char out[512];
         parse_line(&p, tc->line, &cmd);
-        size_t n = fault_render_miss(&cmd, out, sizeof(out));
+        size_t n;
+        enum fault_outcome o = fault_render_miss(&cmd, out, sizeof(out), &n);
+        assert_int_equal(o, tc->want[0] ? FAULT_REPLY : FAULT_SILENT);
         if (n != strlen(tc->want) || memcmp(out, tc->want, n) != 0) {
             fail_msg("case %zu: %s: got '%.*s', want '%s'", i, tc->line,
                      (int)n, out, tc->want);
@@ -117,20 +121,55 @@ static void test_render_miss(void **state)
     }
 }
 
-/* A reply that does not fit is not written half. */
+/* A reply that does not fit says how much room it needs, and fits
+ * there. */
 static void test_render_small_buffer(void **state)
 {
     struct proto_parser p;
     struct proto_cmd cmd;
     char out[8];
+    char big[64];
+    size_t n;
+    size_t m;
     (void)state;
 
     parse_line(&p, "mg somekey k O123456789 v\r\n", &cmd);
-    assert_int_equal(fault_render_miss(&cmd, out, sizeof(out)), 0);
+    assert_int_equal(fault_render_miss(&cmd, out, sizeof(out), &n),
+                     FAULT_NO_ROOM);
+    assert_int_equal(fault_render_miss(&cmd, big, n, &m), FAULT_REPLY);
+    assert_int_equal(m, n);
+    assert_memory_equal(big, "EN ksomekey O123456789\r\n", m);
     assert_int_equal(fault_render_error(&cmd, "SERVER_ERROR too long", 21,
-                                        out, sizeof(out)),
-                     0);
+                                        out, sizeof(out), &n),
+                     FAULT_NO_ROOM);
+    assert_int_equal(n, 23);
     proto_deinit(&p);
+}
+
+/* Commands memcached refuses on its own are left to it. */
+static void test_refused_by_memcached(void **state)
+{
+    static const struct {
+        const char *line;
+        bool refused;
+    } cases[] = {
+        {"mg k v O1234567890123456789012345678901\r\n", false},
+        {"mg k v O12345678901234567890123456789012\r\n", true},
+        {"md k q O12345678901234567890123456789012\r\n", true},
+        {"get k O12345678901234567890123456789012\r\n", false},
+        {"mn\r\n", false},
+    };
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct proto_parser p;
+        struct proto_cmd cmd;
+        parse_line(&p, cases[i].line, &cmd);
+        if (fault_refused_by_memcached(&cmd) != cases[i].refused) {
+            fail_msg("case %zu: %s", i, cases[i].line);
+        }
+        proto_deinit(&p);
+    }
 }
 
 struct b64_case {
@@ -187,6 +226,7 @@ int main(void)
         cmocka_unit_test(test_render_error),
         cmocka_unit_test(test_render_miss),
         cmocka_unit_test(test_render_small_buffer),
+        cmocka_unit_test(test_refused_by_memcached),
         cmocka_unit_test(test_b64),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,448 @@
+/*
+ * What a fired rule does to a command and its reply: asks the rule table
+ * about each command, then forwards it, answers it in memcached's words,
+ * delays, drops, hangs or misses, placing every proxy-made reply in the
+ * in-flight queue exactly where memcached's would be.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn_int.h"
+#include "mcfault/event.h"
+#include "mcfault/fault.h"
+#include "mcfault/log.h"
+#include "mcfault/rules.h"
+#include "mcfault/stats.h"
+
+static const char barrier_cmd[] = "mn\r\n";
+
+/* Keys of the command being decided, shared by every connection (the loop
+ * is single-threaded): no per-connection memory for a rare need. */
+static struct proto_tok *keys;
+static size_t keys_cap;
+static char keybuf[PROTO_KEY_MAX + 1]; /* a base64 key, decoded */
+
+/* Keys collected at once before growing. */
+#define APPLY_KEYS_INIT 32
+
+/* ---- the in-flight queue ---- */
+
+/* Closes an open group with a barrier so that what is queued next can be
+ * placed; the barrier's mn goes upstream after what was taken so far. */
+static int fence(struct conn *c)
+{
+    int rc = inflight_fence(&c->q);
+
+    if (rc <= 0) {
+        return rc;
+    }
+    return conn_up_add(c, barrier_cmd, sizeof(barrier_cmd) - 1);
+}
+
+/* Moves a proxy-made reply of len bytes from local to the client. */
+static int emit_local(struct conn *c, uint32_t len)
+{
+    if (log_enabled(LOG_TRACE) && len > 2) {
+        log_trace('>', c->cfd, buf_head(&c->local), len - 2);
+    }
+    int rc = conn_client_add(c, buf_head(&c->local), len);
+    buf_consume(&c->local, len);
+    return rc;
+}
+
+/* The reply of len bytes at the end of local goes in line behind the
+ * commands in flight (at once when none is). */
+static int enqueue_local(struct conn *c, uint32_t len)
+{
+    if (len == 0) {
+        return 0;
+    }
+    if (c->q.len == 0) {
+        return emit_local(c, len);
+    }
+    if (fence(c) != 0) {
+        return -1;
+    }
+    struct inflight_entry e = {.type = IF_LOCAL, .len = len};
+    return inflight_push(&c->q, e);
+}
+
+/* A DROP or HANG in line behind the commands in flight; a drop with
+ * nothing in flight happens at once. */
+static int enqueue_fault(struct conn *c, enum inflight_type type)
+{
+    if (type == IF_DROP && c->q.len == 0) {
+        conn_begin_drop(c);
+        return 0;
+    }
+    if (fence(c) != 0) {
+        return -1;
+    }
+    struct inflight_entry e = {.type = (uint8_t)type};
+    return inflight_push(&c->q, e);
+}
+
+bool apply_head(struct conn *c)
+{
+    struct inflight_entry *e;
+
+    while ((e = inflight_head(&c->q)) != NULL) {
+        switch (e->type) {
+        case IF_LOCAL: {
+            uint32_t len = e->len;
+            inflight_pop(&c->q);
+            if (emit_local(c, len) != 0) {
+                return false;
+            }
+            break;
+        }
+        case IF_DELAY: {
+            uint64_t now = conn_now_us();
+            if (now < e->until) {
+                conn_wake_output_in(c, e->until - now);
+                return false;
+            }
+            inflight_pop(&c->q);
+            break;
+        }
+        case IF_DROP:
+            conn_begin_drop(c);
+            return false;
+        case IF_HANG:
+            c->output = OUT_HANG;
+            return false;
+        default:
+            return true;
+        }
+    }
+    return true;
+}
+
+/* ---- rendering ---- */
+
+/* Appends to local the reply for cmd that render makes (growing the room
+ * when it does not fit: nothing is dropped for lack of it); *len is its
+ * length, 0 when the protocol answers nothing. */
+static int local_render(struct conn *c, const struct proto_cmd *cmd,
+                        const struct rule *r, uint32_t *len)
+{
+    char small[512];
+    char *out = small;
+    size_t cap = sizeof(small);
+    size_t n;
+    enum fault_outcome o;
+
+    *len = 0;
+    for (;;) {
+        o = r != NULL ? fault_render_error(cmd, r->message, r->message_len, out,
+                                           cap, &n)
+                      : fault_render_miss(cmd, out, cap, &n);
+        if (o != FAULT_NO_ROOM || out != small) {
+            break;
+        }
+        if ((out = malloc(n)) == NULL) {
+            return -1;
+        }
+        cap = n;
+    }
+    int rc = 0;
+    if (o == FAULT_REPLY) {
+        rc = buf_append(&c->local, out, n);
+        *len = (uint32_t)n;
+    }
+    if (out != small) {
+        free(out);
+    }
+    return rc;
+}
+
+/* ---- forwarding ---- */
+
+static int forward(struct conn *c, const struct proto_cmd *cmd, bool swallow)
+{
+    c->data = DATA_FORWARD;
+    if (conn_line_forward(c) != 0) {
+        return -1;
+    }
+    return inflight_forward(&c->q, (uint8_t)cmd->reply, cmd->noreply,
+                            cmd->op == PROTO_OP_MN, swallow);
+}
+
+/* mcfault --health sends this (memcached would answer ERROR): it goes up
+ * as "version", past the rules, so a rule that faults every command does
+ * not make a container unhealthy. */
+static const char health_cmd[] = "mcfault_health";
+
+static bool is_health_probe(const struct proto_cmd *cmd)
+{
+    return cmd->op == PROTO_OP_UNKNOWN &&
+           cmd->line_len == sizeof(health_cmd) - 1 &&
+           memcmp(cmd->line, health_cmd, sizeof(health_cmd) - 1) == 0;
+}
+
+static int forward_health_probe(struct conn *c)
+{
+    static const char version[] = "version\r\n";
+
+    c->data = DATA_FORWARD;
+    if (conn_up_add(c, version, sizeof(version) - 1) != 0) {
+        return -1;
+    }
+    return inflight_forward(&c->q, PROTO_REPLY_LINE, false, false, false);
+}
+
+/* ---- the rule table ---- */
+
+/* Collects the keys of cmd for the rule table (a base64 key decoded).
+ * Returns -1 when out of memory. */
+static int collect_keys(const struct proto_cmd *cmd, struct rules_subject *s)
+{
+    size_t pos = 0;
+    struct proto_tok key;
+    size_t n = 0;
+
+    s->key_base = cmd->line;
+    while (proto_cmd_next_key(cmd, &pos, &key)) {
+        if (n == keys_cap) {
+            size_t cap = keys_cap ? keys_cap * 2 : APPLY_KEYS_INIT;
+            struct proto_tok *k = realloc(keys, sizeof(*k) * cap);
+            if (k == NULL) {
+                return -1;
+            }
+            keys = k;
+            keys_cap = cap;
+        }
+        keys[n++] = key;
+    }
+    size_t dlen;
+    if (n == 1 && cmd->key_base64 &&
+        fault_b64_decode(cmd->line + keys[0].off, keys[0].len, keybuf,
+                         sizeof(keybuf), &dlen)) {
+        s->key_base = keybuf;
+        keys[0].off = 0;
+        keys[0].len = (uint32_t)dlen;
+    }
+    s->keys = keys;
+    s->nkeys = n;
+    return 0;
+}
+
+/* Asks the rule table about cmd; NULL: forward untouched. quit, lines
+ * memcached closes on, and commands it refuses on its own are never
+ * faulted. *fail is set when out of memory. */
+static const struct rule *decide(struct conn *c, const struct proto_cmd *cmd,
+                                 struct rules_subject *s, bool *fail)
+{
+    if (cmd->reply == PROTO_REPLY_NONE || fault_refused_by_memcached(cmd)) {
+        return NULL;
+    }
+    s->op = cmd->op;
+    s->name = cmd->line + cmd->name.off;
+    s->name_len = cmd->name.len;
+    if (collect_keys(cmd, s) != 0) {
+        *fail = true;
+        return NULL;
+    }
+    return rules_decide(c->px->rules, s);
+}
+
+/* ---- actions ---- */
+
+/* Answers cmd with the len bytes at the end of local (possibly none)
+ * instead of forwarding it; a data block is swallowed first, as memcached
+ * reads it before answering. */
+static int answer_local(struct conn *c, const struct proto_cmd *cmd,
+                        uint32_t len)
+{
+    if (cmd->data_len > 0) {
+        c->data = DATA_DISCARD;
+        c->deferred = len;
+        return 0;
+    }
+    return enqueue_local(c, len);
+}
+
+/* What a forward: true fault does once its command (and data block) is on
+ * its way: the command's reply is swallowed (marked when it was queued),
+ * then the fault's entry follows. */
+static int run_post(struct conn *c)
+{
+    enum post_fx fx = (enum post_fx)c->post;
+
+    c->post = FX_NONE;
+    switch (fx) {
+    case FX_ERROR:
+        if (fence(c) != 0) {
+            return -1;
+        }
+        return enqueue_local(c, c->post_len);
+    case FX_DROP:
+        conn_stop_input(c);
+        return enqueue_fault(c, IF_DROP);
+    case FX_HANG:
+        conn_stop_input(c);
+        return enqueue_fault(c, IF_HANG);
+    case FX_NONE:
+        break;
+    }
+    return 0;
+}
+
+/* forward: true for error, drop, hang: the command goes to memcached; its
+ * reply is framed and discarded (a noreply or quiet command is fenced with
+ * a barrier so its replies, if any, are known), then fx acts. */
+static int forward_then(struct conn *c, const struct proto_cmd *cmd,
+                        enum post_fx fx, uint32_t len)
+{
+    if (fence(c) != 0 || forward(c, cmd, true) != 0) {
+        return -1;
+    }
+    c->post = (uint8_t)fx;
+    c->post_len = len;
+    return cmd->data_len > 0 ? 0 : run_post(c);
+}
+
+/* A delay: with forward, an IF_DELAY holds the replies from this command
+ * on; without, the command and everything after it wait in cin (other
+ * connections go on). */
+static int apply_delay(struct conn *c, const struct proto_cmd *cmd,
+                       const struct rule *r)
+{
+    uint64_t d = r->delay_us;
+
+    if (r->jitter_us > 0) {
+        uint64_t span = 2 * r->jitter_us + 1;
+        uint64_t j = rules_random(c->px->rules) % span;
+        d = d + j >= r->jitter_us ? d + j - r->jitter_us : 0;
+    }
+    if (r->forward) {
+        struct inflight_entry e = {.type = IF_DELAY,
+                                   .until = conn_now_us() + d};
+        if (fence(c) != 0 || inflight_push(&c->q, e) != 0) {
+            return -1;
+        }
+        return forward(c, cmd, false);
+    }
+    c->data = DATA_FORWARD;
+    if (conn_hold(c, d) != 0) {
+        return -1;
+    }
+    return inflight_forward(&c->q, (uint8_t)cmd->reply, cmd->noreply,
+                            cmd->op == PROTO_OP_MN, false);
+}
+
+/* miss on get/gets/gat/gats: the keys r matches are dropped from the line
+ * (memcached omits misses); when none is left, or for mg, the proxy
+ * answers the miss itself. */
+static int apply_miss(struct conn *c, const struct proto_cmd *cmd,
+                      const struct rule *r, const struct rules_subject *s)
+{
+    size_t kept = 0;
+    uint32_t len;
+
+    if (cmd->op != PROTO_OP_MG) {
+        for (size_t i = 0; i < s->nkeys; i++) {
+            const struct proto_tok *k = &s->keys[i];
+            if (!rule_key_match(r, s->key_base + k->off, k->len)) {
+                keys[kept++] = *k; /* s->keys is keys */
+            }
+        }
+    }
+    if (kept == 0) {
+        if (local_render(c, cmd, NULL, &len) != 0) {
+            return -1;
+        }
+        return answer_local(c, cmd, len);
+    }
+    /* "get a b c" becomes "get a c": the prefix up to the first key as the
+     * client wrote it, then the kept keys. */
+    uint32_t first = cmd->tok[cmd->key_index].off;
+    int rc = conn_up_add(c, cmd->line, first);
+    for (size_t i = 0; rc == 0 && i < kept; i++) {
+        if (i > 0) {
+            rc = conn_up_add(c, " ", 1);
+        }
+        if (rc == 0) {
+            rc = conn_up_add(c, cmd->line + keys[i].off, keys[i].len);
+        }
+    }
+    if (rc != 0 || conn_up_add(c, "\r\n", 2) != 0) {
+        return -1;
+    }
+    c->data = DATA_FORWARD;
+    return inflight_forward(&c->q, (uint8_t)cmd->reply, cmd->noreply, false,
+                            false);
+}
+
+/* Applies the rule that fired for cmd. */
+static int apply_rule(struct conn *c, const struct proto_cmd *cmd,
+                      const struct rule *r, const struct rules_subject *s)
+{
+    uint32_t len = 0;
+
+    event_fault(c->px->name, c->cfd, r, s);
+    switch (r->action) {
+    case RULE_ERROR:
+        if (local_render(c, cmd, r, &len) != 0) {
+            return -1;
+        }
+        if (r->forward) {
+            return forward_then(c, cmd, FX_ERROR, len);
+        }
+        return answer_local(c, cmd, len);
+    case RULE_DELAY:
+        return apply_delay(c, cmd, r);
+    case RULE_DROP:
+    case RULE_HANG:
+        if (r->forward) {
+            return forward_then(c, cmd,
+                                r->action == RULE_DROP ? FX_DROP : FX_HANG, 0);
+        }
+        conn_stop_input(c); /* the rest of the input is never read */
+        return enqueue_fault(c, r->action == RULE_DROP ? IF_DROP : IF_HANG);
+    case RULE_MISS:
+        return apply_miss(c, cmd, r, s);
+    case RULE__COUNT:
+        break;
+    }
+    return 0;
+}
+
+int apply_command(struct conn *c, const struct proto_cmd *cmd)
+{
+    if (log_enabled(LOG_TRACE)) {
+        log_trace('<', c->cfd, cmd->line, cmd->line_len);
+    }
+    stats.commands[cmd->op]++;
+    if (is_health_probe(cmd)) {
+        return forward_health_probe(c);
+    }
+    if (c->px->rules != NULL) {
+        struct rules_subject s;
+        bool fail = false;
+        const struct rule *r = decide(c, cmd, &s, &fail);
+        if (fail) {
+            return -1;
+        }
+        if (r != NULL) {
+            return apply_rule(c, cmd, r, &s);
+        }
+    }
+    if (cmd->reply == PROTO_REPLY_NONE) {
+        /* quit (or an HTTP request line): memcached closes and reads
+         * nothing after it. */
+        conn_stop_input(c);
+    }
+    return forward(c, cmd, false);
+}
+
+int apply_data_end(struct conn *c)
+{
+    if (c->data == DATA_DISCARD) {
+        uint32_t len = c->deferred;
+        c->deferred = 0;
+        c->data = DATA_FORWARD;
+        return enqueue_local(c, len);
+    }
+    return c->post != FX_NONE ? run_post(c) : 0;
+}

@@ -1,0 +1,71 @@
+/*
+ * Byte queues with exact memory accounting (see buf.h).
+ */
+#include "mcfault/buf.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The smallest block: a line or a short reply fits. */
+#define BUF_MIN 512
+
+static size_t buf_size_for(size_t need)
+{
+    if (need > BUF_STEP) {
+        return (need + BUF_STEP - 1) / BUF_STEP * BUF_STEP;
+    }
+    size_t cap = BUF_MIN;
+    while (cap < need) {
+        cap *= 2;
+    }
+    return cap;
+}
+
+int buf_append(struct buf *b, const void *p, size_t n)
+{
+    size_t len = buf_len(b);
+
+    if (n == 0) {
+        return 0;
+    }
+    if (b->end + n > b->cap) {
+        if (len + n <= b->cap && b->start >= len) {
+            /* Moving the bytes costs no more than the room it frees. */
+            memmove(b->data, b->data + b->start, len);
+        } else {
+            size_t cap = buf_size_for(len + n);
+            char *d = malloc(cap);
+            if (d == NULL) {
+                return -1;
+            }
+            if (len > 0) {
+                memcpy(d, b->data + b->start, len);
+            }
+            free(b->data);
+            b->data = d;
+            b->cap = cap;
+        }
+        b->start = 0;
+        b->end = len;
+    }
+    memcpy(b->data + b->end, p, n);
+    b->end += n;
+    return 0;
+}
+
+void buf_consume(struct buf *b, size_t n)
+{
+    b->start += n;
+    if (b->start == b->end) {
+        buf_free(b);
+    }
+}
+
+void buf_free(struct buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->start = 0;
+    b->end = 0;
+    b->cap = 0;
+}
