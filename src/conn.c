@@ -562,10 +562,10 @@ static bool head_is_proxy_made(struct conn *c)
  * written; memcached then answers what it read and closes. */
 static bool conn_check_done(struct conn *c)
 {
-    bool sent =
-        buf_len(&c->uout) == 0 && buf_len(&c->cin) == 0 && c->input != IN_HELD;
-
-    if (c->client != CLIENT_OPEN && c->client != CLIENT_WRITE_SHUT && sent) {
+    if (c->client != CLIENT_OPEN && c->client != CLIENT_WRITE_SHUT &&
+        buf_len(&c->uout) == 0 && buf_len(&c->cin) == 0 &&
+        c->input != IN_HELD) {
+        /* Everything the client sent is on its way. */
         if (c->up == UP_OPEN) {
             shutdown(c->ufd, SHUT_WR);
             c->up = UP_WRITE_SHUT;
@@ -608,22 +608,34 @@ static void conn_update_events(struct conn *c)
 {
     size_t to_client = held_to_client(c);
     size_t all = to_client + c->cin.cap + c->uout.cap;
-    bool cr_on = (c->armed & (1u << EV_CREAD)) != 0;
-    bool ur_on = (c->armed & (1u << EV_UREAD)) != 0;
+    unsigned want = 0;
 
-    arm(c, EV_CREAD,
-        c->client == CLIENT_WRITE_SHUT ||
-            (c->client == CLIENT_OPEN &&
-             (c->input == IN_DISCARD ||
-              all < (cr_on ? CONN_WATER_HIGH : CONN_WATER_LOW))));
-    arm(c, EV_CWRITE, buf_len(&c->cout) > 0);
+    if (c->client == CLIENT_WRITE_SHUT ||
+        (c->client == CLIENT_OPEN &&
+         (c->input == IN_DISCARD ||
+          all < ((c->armed & (1u << EV_CREAD)) ? CONN_WATER_HIGH
+                                               : CONN_WATER_LOW)))) {
+        want |= 1u << EV_CREAD;
+    }
+    if (buf_len(&c->cout) > 0) {
+        want |= 1u << EV_CWRITE;
+    }
     if (c->ufd >= 0) {
-        arm(c, EV_UREAD,
-            c->up >= UP_OPEN && c->up < UP_CLOSED &&
-                to_client < (ur_on ? CONN_WATER_HIGH : CONN_WATER_LOW));
-        arm(c, EV_UWRITE,
-            c->up == UP_CONNECTING ||
-                (c->up == UP_OPEN && buf_len(&c->uout) > 0));
+        if (c->up >= UP_OPEN && c->up < UP_CLOSED &&
+            to_client < ((c->armed & (1u << EV_UREAD)) ? CONN_WATER_HIGH
+                                                       : CONN_WATER_LOW)) {
+            want |= 1u << EV_UREAD;
+        }
+        if (c->up == UP_CONNECTING ||
+            (c->up == UP_OPEN && buf_len(&c->uout) > 0)) {
+            want |= 1u << EV_UWRITE;
+        }
+    }
+    if (want == c->armed) {
+        return;
+    }
+    for (int i = EV_CREAD; i <= EV_UWRITE; i++) {
+        arm(c, i, (want & (1u << i)) != 0);
     }
 }
 
@@ -639,8 +651,12 @@ static void conn_run(struct conn *c)
         (buf_len(&c->uin) > 0 || head_is_proxy_made(c))) {
         upstream_resume(c);
     }
-    up_flush(c, NULL);
-    client_flush(c, NULL);
+    if (buf_len(&c->uout) > 0) {
+        up_flush(c, NULL);
+    }
+    if (buf_len(&c->cout) > 0) {
+        client_flush(c, NULL);
+    }
     if (conn_check_done(c)) {
         return;
     }
@@ -880,20 +896,18 @@ static int upstream_connect(struct conn *c)
     return 0;
 }
 
-int conn_create(struct proxy *px, int fd, const struct sockaddr *peer)
+/* The half of conn_create both entries share: c for client fd, in px. */
+static struct conn *conn_new(struct proxy *px, int fd)
 {
-    char name[128];
     struct conn *c = calloc(1, sizeof(*c));
 
     if (c == NULL) {
         close(fd);
-        return -1;
+        return NULL;
     }
     c->px = px;
     c->cfd = fd;
     c->ufd = -1;
-    log_msg(LOG_INFO, "conn %d: open from %s", fd,
-            addr_format(peer, name, sizeof(name)));
     evutil_make_socket_nonblocking(fd);
     set_nodelay(fd);
     proto_init(&c->parser);
@@ -904,7 +918,38 @@ int conn_create(struct proxy *px, int fd, const struct sockaddr *peer)
     c->ev[EV_CWRITE] =
         event_new(px->base, fd, EV_WRITE | EV_PERSIST, on_client_write, c);
     if (c->ev[EV_CREAD] == NULL || c->ev[EV_CWRITE] == NULL) {
-        goto fail;
+        conn_release(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* Puts c in px's list and starts serving it. */
+static void conn_start(struct conn *c)
+{
+    struct proxy *px = c->px;
+
+    c->next = px->conns;
+    if (px->conns) {
+        px->conns->prev = c;
+    }
+    px->conns = c;
+    px->conns_now++;
+    px->conns_total++;
+    stats.connections_now++;
+    stats.connections_total++;
+    conn_update_events(c);
+}
+
+int conn_create(struct proxy *px, int fd, const struct sockaddr *peer)
+{
+    char name[128];
+    struct conn *c;
+
+    log_msg(LOG_INFO, "conn %d: open from %s", fd,
+            addr_format(peer, name, sizeof(name)));
+    if ((c = conn_new(px, fd)) == NULL) {
+        return -1;
     }
     if (px->upstream_len == 0 &&
         addr_resolve(&px->upstream_spec, 0, &px->upstream, &px->upstream_len) !=
@@ -916,21 +961,32 @@ int conn_create(struct proxy *px, int fd, const struct sockaddr *peer)
         log_msg(LOG_ERROR, "conn %d: upstream %s:%s: %s", fd,
                 px->upstream_spec.host, px->upstream_spec.port,
                 px->upstream_len == 0 ? "not resolved" : strerror(errno));
-        goto fail;
+        conn_release(c);
+        return -1;
     }
-    c->next = px->conns;
-    if (px->conns) {
-        px->conns->prev = c;
-    }
-    px->conns = c;
-    px->conns_now++;
-    px->conns_total++;
-    stats.connections_now++;
-    stats.connections_total++;
-    conn_update_events(c);
+    conn_start(c);
     return 0;
+}
 
-fail:
-    conn_release(c);
-    return -1;
+int conn_adopt(struct proxy *px, int cfd, int ufd)
+{
+    struct conn *c = conn_new(px, cfd);
+
+    if (c == NULL) {
+        close(ufd);
+        return -1;
+    }
+    c->ufd = ufd;
+    evutil_make_socket_nonblocking(ufd);
+    c->ev[EV_UREAD] =
+        event_new(px->base, ufd, EV_READ | EV_PERSIST, on_upstream_read, c);
+    c->ev[EV_UWRITE] =
+        event_new(px->base, ufd, EV_WRITE | EV_PERSIST, on_upstream_write, c);
+    if (c->ev[EV_UREAD] == NULL || c->ev[EV_UWRITE] == NULL) {
+        conn_release(c);
+        return -1;
+    }
+    c->up = UP_OPEN;
+    conn_start(c);
+    return 0;
 }

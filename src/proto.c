@@ -224,6 +224,9 @@ static uint32_t count_keys(const struct proto_cmd *cmd, uint32_t from)
     if (from >= cmd->ntokens) {
         return 0;
     }
+    if (cmd->ntokens < PROTO_MAX_TOKENS - 1) {
+        return cmd->ntokens - from; /* the whole line is in tok[] */
+    }
     while (proto_cmd_next_key(cmd, &pos, &t)) {
         n++;
     }

@@ -40,18 +40,14 @@ size_t reply_last_line(const struct reply_framer *r, const char **text)
     return head_text_len(r);
 }
 
-static bool has_prefix(const char *s, size_t n, const char *p)
+static bool has_prefix(const char *s, size_t n, const char *p, size_t pn)
 {
-    size_t pn = strlen(p);
     return n >= pn && memcmp(s, p, pn) == 0;
 }
 
-static bool equals(const char *s, size_t n, const char *p)
-{
-    return n == strlen(p) && memcmp(s, p, n) == 0;
-}
-
-/* The decimal in the token at index 'want' (tokens split on spaces). */
+/* The decimal in the token at index 'want' (tokens split on spaces).
+ * memcached writes plain digits; anything else is read as the request
+ * parser reads numbers. */
 static bool token_number(const char *s, size_t n, unsigned want, uint64_t *out)
 {
     size_t i = 0;
@@ -66,11 +62,25 @@ static bool token_number(const char *s, size_t n, unsigned want, uint64_t *out)
         if (start == i) {
             return false;
         }
-        if (t == want) {
-            return proto_strtoull(s + start, i - start, out);
+        if (t != want) {
+            continue;
         }
+        uint64_t v = 0;
+        size_t j = start;
+        /* 19 digits never overflow 64 bits. */
+        while (j < i && j - start < 19 && s[j] >= '0' && s[j] <= '9') {
+            v = v * 10 + (uint64_t)(s[j] - '0');
+            j++;
+        }
+        if (j == i) {
+            *out = v;
+            return true;
+        }
+        return proto_strtoull(s + start, i - start, out);
     }
 }
+
+#define PREFIX(s, n, lit) has_prefix(s, n, lit, sizeof(lit) - 1)
 
 /* // VALUE <key> <flags> <bytes> [<cas>] | VA <bytes> <flags>* | ... */
 static void classify_line(struct reply_framer *r)
@@ -81,25 +91,44 @@ static void classify_line(struct reply_framer *r)
 
     r->line = REPLY_LINE_OTHER;
     r->data_left = 0;
-    if (has_prefix(s, n, "VALUE ")) {
-        if (token_number(s, n, 3, &len) && len <= UINT64_MAX - 2) {
-            r->line = REPLY_LINE_VALUE;
-            r->data_left = len + 2;
+    if (n < 2) {
+        return;
+    }
+    switch (s[0]) {
+    case 'V':
+        if (PREFIX(s, n, "VALUE ")) {
+            if (token_number(s, n, 3, &len) && len <= UINT64_MAX - 2) {
+                r->line = REPLY_LINE_VALUE;
+                r->data_left = len + 2;
+            }
+        } else if (PREFIX(s, n, "VA ")) {
+            if (token_number(s, n, 1, &len) && len <= UINT64_MAX - 2) {
+                r->line = REPLY_LINE_VA;
+                r->data_left = len + 2;
+            }
         }
-    } else if (has_prefix(s, n, "VA ")) {
-        if (token_number(s, n, 1, &len) && len <= UINT64_MAX - 2) {
-            r->line = REPLY_LINE_VA;
-            r->data_left = len + 2;
+        break;
+    case 'E':
+        if (n == 3 && s[1] == 'N' && s[2] == 'D') {
+            r->line = REPLY_LINE_END;
         }
-    } else if (equals(s, n, "END")) {
-        r->line = REPLY_LINE_END;
-    } else if (equals(s, n, "MN")) {
-        r->line = REPLY_LINE_MN;
-    } else if (equals(s, n, "OK")) {
-        r->line = REPLY_LINE_OK;
-    } else if (has_prefix(s, n, "STAT ") || has_prefix(s, n, "ITEM ") ||
-               has_prefix(s, n, "PREFIX ") || has_prefix(s, n, "key=")) {
-        r->line = REPLY_LINE_LISTED;
+        break;
+    case 'M':
+        if (n == 2 && s[1] == 'N') {
+            r->line = REPLY_LINE_MN;
+        }
+        break;
+    case 'O':
+        if (n == 2 && s[1] == 'K') {
+            r->line = REPLY_LINE_OK;
+        }
+        break;
+    default:
+        if (PREFIX(s, n, "STAT ") || PREFIX(s, n, "ITEM ") ||
+            PREFIX(s, n, "PREFIX ") || PREFIX(s, n, "key=")) {
+            r->line = REPLY_LINE_LISTED;
+        }
+        break;
     }
 }
 

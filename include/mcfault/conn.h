@@ -38,6 +38,13 @@ struct proxy {
 int conn_create(struct proxy *px, int fd, const struct sockaddr *peer);
 
 /*
+ * Like conn_create, for a client socket cfd whose upstream ufd is already
+ * connected (any stream socket: the whole-connection fuzzer drives both
+ * through socketpairs). Takes both fds, also on failure. Returns 0 or -1.
+ */
+int conn_adopt(struct proxy *px, int cfd, int ufd);
+
+/*
  * Graceful stop: every connection of px stops reading requests; what its
  * client already sent is still forwarded and answered (delays included),
  * then it closes, exactly as after a client EOF. Idle ones close at once.
