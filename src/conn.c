@@ -83,10 +83,17 @@ static size_t held_to_client(const struct conn *c)
     return c->uin.cap + c->cout.cap + c->local.cap;
 }
 
+/* What the in-flight queue holds beyond its inline slots: a client that
+ * pipelines towards a stopped memcached grows it by one entry a command. */
+static size_t held_queue(const struct conn *c)
+{
+    return c->q.slots == c->q.small ? 0 : c->q.cap * sizeof(*c->q.slots);
+}
+
 /* Everything the connection holds but a partial command line. */
 static size_t held_total(const struct conn *c)
 {
-    return c->cin.cap + c->uout.cap + held_to_client(c);
+    return c->cin.cap + c->uout.cap + held_queue(c) + held_to_client(c);
 }
 
 /* ---- runs: bytes passed on as they are ---- */
@@ -607,7 +614,7 @@ static bool conn_check_done(struct conn *c)
 static void conn_update_events(struct conn *c)
 {
     size_t to_client = held_to_client(c);
-    size_t all = to_client + c->cin.cap + c->uout.cap;
+    size_t all = to_client + c->cin.cap + c->uout.cap + held_queue(c);
     unsigned want = 0;
 
     if (c->client == CLIENT_WRITE_SHUT ||
