@@ -22,6 +22,7 @@
 #include "mcfault/log.h"
 #include "mcfault/proto.h"
 #include "mcfault/reply.h"
+#include "mcfault/resolve.h"
 #include "mcfault/rules.h"
 #include "mcfault/stats.h"
 
@@ -1073,6 +1074,9 @@ static void on_upstream_read(evutil_socket_t fd, short what, void *arg)
     }
     process_upstream(c);
     if (n <= 0) {
+        if (n < 0 && !c->uconnected) {
+            resolver_invalidate(c->px->resolver); /* refused: moved? */
+        }
         if (n < 0) {
             log_msg(c->uconnected ? LOG_INFO : LOG_ERROR,
                     "conn %d: upstream %s:%s: %s", c->cfd,
@@ -1145,6 +1149,7 @@ static void on_upstream_write(evutil_socket_t fd, short what, void *arg)
             err = errno;
         }
         if (err != 0) {
+            resolver_invalidate(c->px->resolver); /* refused: moved? */
             stats.upstream_errors++;
             log_msg(LOG_ERROR, "conn %d: upstream %s:%s: %s", c->cfd,
                     c->px->upstream_spec.host, c->px->upstream_spec.port,
@@ -1322,14 +1327,13 @@ int conn_create(struct proxy *px, int fd, const struct sockaddr *peer)
         c->uin == NULL || c->uout == NULL || c->local == NULL) {
         goto fail;
     }
-    if (px->upstream_len == 0 &&
-        addr_resolve(&px->upstream_spec, 0, &px->upstream, &px->upstream_len) !=
-            0) {
-        /* Blocking, but only until the name resolves once (compose
-         * starts services in any order). */
-        px->upstream_len = 0;
+    if (resolver_get(px->resolver, &px->upstream, &px->upstream_len) != 0) {
+        px->upstream_len = 0; /* being looked up on a thread */
     }
     if (px->upstream_len == 0 || upstream_connect(c) != 0) {
+        if (c->ufd >= 0) {
+            resolver_invalidate(px->resolver); /* refused: moved? */
+        }
         stats.upstream_errors++;
         log_msg(LOG_ERROR, "conn %d: upstream %s:%s: %s", fd,
                 px->upstream_spec.host, px->upstream_spec.port,

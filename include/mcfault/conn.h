@@ -25,6 +25,7 @@ struct proxy {
     struct addr_spec upstream_spec;
     struct sockaddr_storage upstream;
     socklen_t upstream_len;    /* 0 until resolved */
+    struct resolver *resolver; /* upstream_spec's address, looked up */
     const char *inject_prefix; /* testing aid: answer these keys locally */
     size_t inject_len;
     struct conn *conns; /* open connections, for shutdown */
