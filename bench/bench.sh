@@ -1,199 +1,193 @@
 #!/usr/bin/env bash
-# Throughput and latency of memcached reached directly, through mcfault and
-# through nutcracker (twemproxy), under one memcaslap workload, in rounds
-# that interleave the targets so machine noise hits all of them alike.
-# Prints one line per run, then per target the median ops/s, average
-# latency and CPU per operation, with throughput and latency ratios
-# against direct.
+# What a hop costs in time: memcached reached directly, through the floor
+# relay (bench/relay.c), through mcfault and through nutcracker, all
+# started once and measured in the same run. Prints markdown tables.
+#
+# (a) Added latency at one connection: bench/rtt.c sends LAT_N sequential
+#     get/set round trips to every target, interleaved request by request
+#     so the machine's noise hits all alike; per target the median and
+#     99th percentile round trip, the latency added to direct, and that
+#     added latency as a ratio to the relay's. "pinned" (the default):
+#     the client, memcached and the proxies all on one CPU (LAT_CPU), so
+#     a round trip is the work done on its path. "unpinned" (LAT_MODES):
+#     every hop may pay a cross-CPU wake-up (tens of µs in a VM) that
+#     swamps the proxy's own cost and makes round trips bimodal, so a
+#     round's median can land on either mode and the ratios jump.
+# (b) Throughput under load: memcaslap against each target in turn, the
+#     order rotating from round to round; ops/s, average latency, the CPU
+#     the proxy and memcached spend per operation, and ops/s as a ratio
+#     to the relay's and to direct's.
+# Each part runs in rounds; the summaries are medians over the rounds.
 #
 # Usage: bench/bench.sh            (see docs/benchmarks.md)
-# Environment:
+# Environment (and those of bench/lib.sh: MCFAULT_BIN, CASES, RULES_N,
+# RELAY, NUTCRACKER, NC_SERVER_CONNECTIONS, MEMCACHED_ARGS, ...):
+#   ROUNDS=3          rounds of throughput
+#   LAT_ROUNDS=5      rounds of latency, in each mode
+#   LAT_N=20000       round trips per target per latency round
+#   LAT_MODES=pinned  or "unpinned pinned" (in this order: after pinning,
+#                     the scheduler leaves the processes where they were)
+#   LAT_CPU=N-1       the CPU of the pinned mode (default the last one)
+#   LAT_SET_EVERY=10  every 10th round trip a set, the others gets
 #   DURATION=10       seconds per memcaslap run
-#   ROUNDS=3          rounds; each runs every target once
-#   WARMUP=2          seconds of an unrecorded direct run first (0: none)
+#   WARMUP=2          seconds of an unrecorded direct memcaslap run (0: none)
 #   THREADS=2 CONCURRENCY=32 VALUE_SIZE=100 KEY_SIZE=64 SET_RATIO=0.1
-#   MCFAULT_BIN=build/mcfault (of this checkout)
-#   EXTRA_MCFAULT_ARGS=""   appended to the arguments of every mcfault case
-#   RULES_N=1000      rules in the generated file @RULES@ (bench/gen-rules.py:
-#                     none matches the traffic)
-#   CASES="mcfault:;mcfault-1000rules:-c @RULES@"
-#                     mcfault instances to measure, ';'-separated NAME:ARGS
-#                     (e.g. 'mcfault:;mcfault-rules:-c conf/bench.yaml')
-#   NUTCRACKER=nutcracker   binary; empty skips the nutcracker target
-#   NC_SERVER_CONNECTIONS=1 nutcracker's connections to memcached (all
-#                     clients share them; mcfault opens one per client)
-#   MEMCACHED_ARGS="-m 256 -t 2 -c 4096"
-#   OUT_DIR=""        keep every memcaslap log and results.tsv here
+#   SKIP_LATENCY=0 SKIP_THROUGHPUT=0
+#   OUT_DIR=""        keep every log and the .tsv files here
 set -euo pipefail
 
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(dirname "$here")
+LIB_PROG=bench
+. "$(dirname "$0")/lib.sh"
 
-DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-3}
+LAT_ROUNDS=${LAT_ROUNDS:-5}
+LAT_N=${LAT_N:-20000}
+LAT_MODES=${LAT_MODES-pinned}
+LAT_CPU=${LAT_CPU:-$(($(nproc) - 1))}
+LAT_SET_EVERY=${LAT_SET_EVERY:-10}
+DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 THREADS=${THREADS:-2}
 CONCURRENCY=${CONCURRENCY:-32}
 VALUE_SIZE=${VALUE_SIZE:-100}
 KEY_SIZE=${KEY_SIZE:-64}
 SET_RATIO=${SET_RATIO:-0.1}
-MCFAULT_BIN=${MCFAULT_BIN:-$root/build/mcfault}
-EXTRA_MCFAULT_ARGS=${EXTRA_MCFAULT_ARGS:-}
-RULES_N=${RULES_N:-1000}
-CASES=${CASES:-mcfault:;mcfault-${RULES_N}rules:-c @RULES@}
-NUTCRACKER=${NUTCRACKER-nutcracker}
-NC_SERVER_CONNECTIONS=${NC_SERVER_CONNECTIONS:-1}
-MEMCACHED_ARGS=${MEMCACHED_ARGS:--m 256 -t 2 -c 4096}
+SKIP_LATENCY=${SKIP_LATENCY:-0}
+SKIP_THROUGHPUT=${SKIP_THROUGHPUT:-0}
 OUT_DIR=${OUT_DIR:-}
-PYTHON=${PYTHON:-python3}
-MCCLIENT=("$PYTHON" "$here/mcclient.py")
-# How long a freshly started server may take to answer its first get.
-START_TIMEOUT=10
 
-die() {
-    echo "bench: $*" >&2
-    exit 1
-}
-
-for tool in memcached memcaslap "$PYTHON"; do
-    command -v "$tool" >/dev/null || die "'$tool' not found"
-done
-[ -x "$MCFAULT_BIN" ] || die "no mcfault at '$MCFAULT_BIN' (build it first:
-  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMCFAULT_TESTS=OFF &&
-  cmake --build build)"
-if [ -n "$NUTCRACKER" ] && ! command -v "$NUTCRACKER" >/dev/null; then
-    echo "bench: '$NUTCRACKER' not found; skipping the nutcracker target" >&2
-    NUTCRACKER=""
+if [ "$SKIP_THROUGHPUT" = 0 ]; then
+    need memcaslap
 fi
 [[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "DURATION must be whole seconds"
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
 [[ $WARMUP =~ ^[0-9]+$ ]] || die "WARMUP must be whole seconds"
-[[ $NC_SERVER_CONNECTIONS =~ ^[1-9][0-9]*$ ]] ||
-    die "NC_SERVER_CONNECTIONS must be a positive integer"
+[[ $LAT_N =~ ^[1-9][0-9]*$ ]] || die "LAT_N must be a positive integer"
+[[ $LAT_ROUNDS =~ ^[1-9][0-9]*$ ]] ||
+    die "LAT_ROUNDS must be a positive integer"
+for mode in $LAT_MODES; do
+    case $mode in
+    pinned) need taskset ;;
+    unpinned) ;;
+    *) die "LAT_MODES: unknown mode '$mode'" ;;
+    esac
+done
+[[ $LAT_CPU =~ ^[0-9]+$ ]] || die "LAT_CPU must be a CPU number"
+[[ $LAT_SET_EVERY =~ ^[0-9]+$ ]] || die "LAT_SET_EVERY must be an integer"
 
-clk_tck=$(getconf CLK_TCK)
-work=$(mktemp -d "${TMPDIR:-/tmp}/mcfault-bench.XXXXXX")
-"$PYTHON" "$here/gen-rules.py" "$RULES_N" >"$work/rules.yaml"
-pids=()
-
-cleanup() {
-    local rc=$? pid i
-    trap - EXIT INT TERM
-    for pid in "${pids[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        for ((i = 0; i < 40; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.05
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
+on_exit() {
     if [ -n "$OUT_DIR" ]; then
         mkdir -p "$OUT_DIR"
-        cp "$work"/*.log "$work"/results.tsv "$OUT_DIR"/ 2>/dev/null || true
-    fi
-    rm -rf "$work"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# Starts a command in the background, output to a log; records its pid for
-# cleanup.
-spawn() {
-    local log=$1
-    shift
-    "$@" >"$log" 2>&1 &
-    pids+=("$!")
-}
-
-# Fails (with the server's log) unless pid is alive and addr answers.
-await() {
-    local pid=$1 addr=$2 log=$3
-    if ! "${MCCLIENT[@]}" wait "$addr" "$START_TIMEOUT" "$pid" ||
-        ! kill -0 "$pid" 2>/dev/null; then
-        echo "--- $log" >&2
-        cat "$log" >&2 || true
-        die "server on $addr did not come up"
+        cp "$work"/*.log "$work"/*.tsv "$OUT_DIR"/ 2>/dev/null || true
     fi
 }
 
-# --- parse the case list ----------------------------------------------------
-case_names=()
-case_args=()
-IFS=';' read -r -a case_specs <<<"$CASES"
-for spec in "${case_specs[@]}"; do
-    [ -n "$spec" ] || continue
-    [[ $spec == *:* ]] || die "CASES entry '$spec' is not NAME:ARGS"
-    name=${spec%%:*}
-    [[ $name =~ ^[A-Za-z0-9_.+-]+$ ]] || die "bad case name '$name'"
-    for taken in direct nutcracker "${case_names[@]}"; do
-        [ "$name" != "$taken" ] || die "case name '$name' is taken"
-    done
-    case_names+=("$name")
-    args=${spec#*:}
-    case_args+=("${args//@RULES@/$work/rules.yaml} $EXTRA_MCFAULT_ARGS")
-done
+lib_init
+clk_tck=$(getconf CLK_TCK)
+start_memcached
 
-nports=$((1 + ${#case_names[@]} + 2))
-read -r -a ports <<<"$("${MCCLIENT[@]}" ports "$nports")"
-mc_port=${ports[0]}
-
-# --- start the servers ------------------------------------------------------
-user=()
-if [ "$(id -u)" -eq 0 ]; then
-    user=(-u nobody)
-fi
-read -r -a mc_extra <<<"$MEMCACHED_ARGS"
-spawn "$work/memcached.log" memcached "${user[@]}" -l 127.0.0.1 \
-    -p "$mc_port" -U 0 "${mc_extra[@]}"
-await "${pids[-1]}" "127.0.0.1:$mc_port" "$work/memcached.log"
-
-targets=(direct)
+targets=(direct "${proxy_targets[@]}")
 declare -A addr_of pid_of
-addr_of[direct]="127.0.0.1:$mc_port"
-pid_of[direct]=${pids[-1]}
-
-for i in "${!case_names[@]}"; do
-    name=${case_names[$i]}
-    port=${ports[$((1 + i))]}
-    read -r -a args <<<"${case_args[$i]}"
-    spawn "$work/$name.log" "$MCFAULT_BIN" -l "127.0.0.1:$port" \
-        -u "127.0.0.1:$mc_port" "${args[@]}"
-    await "${pids[-1]}" "127.0.0.1:$port" "$work/$name.log"
-    targets+=("$name")
-    addr_of[$name]="127.0.0.1:$port"
-    pid_of[$name]=${pids[-1]}
+addr_of[direct]=$mc_addr
+pid_of[direct]=$mc_pid
+free_ports "${#proxy_targets[@]}"
+proxy_ports=("${ports[@]}")
+for i in "${!proxy_targets[@]}"; do
+    t=${proxy_targets[$i]}
+    start_proxy "$t" "${proxy_ports[$i]}"
+    addr_of[$t]=127.0.0.1:${proxy_ports[$i]}
+    pid_of[$t]=$last_pid
 done
+echo "bench: memcached $(memcached -V | awk '{ print $2 }') on $mc_addr," \
+    "targets: ${targets[*]}" >&2
 
-if [ -n "$NUTCRACKER" ]; then
-    nc_port=${ports[$((nports - 2))]}
-    nc_stats=${ports[$((nports - 1))]}
-    cat >"$work/nutcracker.yml" <<EOF
-bench:
-  listen: 127.0.0.1:$nc_port
-  hash: fnv1a_64
-  distribution: ketama
-  auto_eject_hosts: false
-  timeout: 1000
-  server_connections: $NC_SERVER_CONNECTIONS
-  servers:
-    - 127.0.0.1:$mc_port:1
-EOF
-    "$NUTCRACKER" -t -c "$work/nutcracker.yml" >/dev/null 2>&1 ||
-        die "nutcracker rejects $work/nutcracker.yml"
-    spawn "$work/nutcracker.log" "$NUTCRACKER" -c "$work/nutcracker.yml" \
-        -s "$nc_stats" -a 127.0.0.1 -o "$work/nutcracker-own.log"
-    await "${pids[-1]}" "127.0.0.1:$nc_port" "$work/nutcracker-own.log"
-    targets+=(nutcracker)
-    addr_of[nutcracker]="127.0.0.1:$nc_port"
-    pid_of[nutcracker]=${pids[-1]}
+# Column c of target t's rows in a .tsv file (round in 1, target in 2),
+# "-" left out.
+col() {
+    awk -F'\t' -v t="$2" -v c="$3" '$2 == t && $c != "-" { print $c }' "$1"
+}
+
+# Formats the number on stdin with printf format $1; "-" stays "-".
+fmt() {
+    awk -v f="$1" '{ if ($1 == "-") { print } else { printf f "\n", $1 } }'
+}
+
+# Adds thousands separators to the integers among the arguments.
+commas() {
+    local v
+    for v in "$@"; do
+        while [[ $v =~ ^(-?[0-9]+)([0-9]{3})(.*)$ ]]; do
+            v="${BASH_REMATCH[1]},${BASH_REMATCH[2]}${BASH_REMATCH[3]}"
+        done
+        printf '%s\n' "$v"
+    done
+}
+
+# --- (a) added latency at one connection --------------------------------------
+# lat-MODE.tsv: 1 round  2 target  3 median us  4 p99 us  5 mean us
+#   6 added median (vs direct)  7 added p99  8 added median / relay's
+#   9 added p99 / relay's
+latency_round() {
+    local mode=$1 r=$2 addrs=() t out pin=()
+    for t in "${targets[@]}"; do
+        addrs+=("${addr_of[$t]}")
+    done
+    if [ "$mode" = pinned ]; then
+        pin=(taskset -c "$LAT_CPU")
+    fi
+    out="$work/rtt-$mode-$r.log"
+    "${pin[@]}" "$work/rtt" -n "$LAT_N" -w 200 -e "$LAT_SET_EVERY" \
+        -v "$VALUE_SIZE" "${addrs[@]}" >"$out" || die "rtt failed"
+    # rtt prints addresses in the order given, which is targets' order.
+    paste <(printf '%s\n' "${targets[@]}") "$out" | awk -F'\t' -v r="$r" '
+        { name[NR] = $1; med[$1] = $4; p99[$1] = $5; mean[$1] = $6 }
+        END {
+            for (i = 1; i <= NR; i++) {
+                t = name[i]
+                am = sprintf("%.2f", med[t] - med["direct"])
+                ap = sprintf("%.2f", p99[t] - p99["direct"])
+                rm = "-"; rp = "-"
+                if (("relay" in med) && t != "direct") {
+                    bm = med["relay"] - med["direct"]
+                    bp = p99["relay"] - p99["direct"]
+                    if (bm > 0) { rm = sprintf("%.3f", am / bm) }
+                    if (bp > 0) { rp = sprintf("%.3f", ap / bp) }
+                }
+                if (t == "direct") { am = "-"; ap = "-" }
+                printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r, t,
+                    med[t], p99[t], mean[t], am, ap, rm, rp
+            }
+        }' >>"$work/lat-$mode.tsv"
+}
+
+# Sets the CPU affinity of every thread of every server to CPU list $1.
+pin_servers() {
+    local t
+    for t in "${targets[@]}"; do
+        taskset -a -p -c "$1" "${pid_of[$t]}" >/dev/null ||
+            die "cannot set the CPU affinity of $t"
+    done
+}
+
+if [ "$SKIP_LATENCY" = 0 ]; then
+    all_cpus=$(taskset -p -c $$ 2>/dev/null | sed 's/.*: //')
+    for mode in $LAT_MODES; do
+        : >"$work/lat-$mode.tsv"
+        if [ "$mode" = pinned ]; then
+            pin_servers "$LAT_CPU"
+        fi
+        for ((r = 1; r <= LAT_ROUNDS; r++)); do
+            echo "bench: latency, $mode, round $r: $LAT_N round trips" \
+                "per target" >&2
+            latency_round "$mode" "$r"
+        done
+        if [ "$mode" = pinned ]; then
+            pin_servers "$all_cpus"
+        fi
+    done
 fi
 
-# --- the workload -----------------------------------------------------------
+# --- (b) throughput under load ------------------------------------------------
 # memcaslap's -F file: lines of "min_len max_len proportion" for keys and
 # values, and "type proportion" for commands, where type 0 is set, 1 get.
 get_ratio=$(awk -v s="$SET_RATIO" 'BEGIN { printf "%g", 1 - s }')
@@ -213,25 +207,25 @@ cpu_ticks() {
     sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
 }
 
-# Runs memcaslap once against a target and appends to results.tsv:
+# Runs memcaslap once against a target and appends to tput.tsv:
 #   1 round  2 target  3 ops/s  4 avg latency (us)  5 gets  6 sets
 #   7 get misses  8 proxy CPU us/op  9 memcached CPU us/op
 # CPU is user + system time over the run divided by the operations done
 # ("-" for the proxy of the direct target).
-run_one() {
+throughput_run() {
     local round=$1 target=$2 seconds=$3 log slap rc=0 p0 p1 m0 m1 pt
     log="$work/r$round-$target.log"
-    m0=$(cpu_ticks "${pid_of[direct]}")
+    m0=$(cpu_ticks "$mc_pid")
     p0=$(cpu_ticks "${pid_of[$target]}")
     # In the background so that a signal to this script is handled (and
     # memcaslap stopped) at once rather than when the run ends.
     spawn "$log" memcaslap -s "${addr_of[$target]}" \
         -F "$work/memcaslap.cfg" -T "$THREADS" -c "$CONCURRENCY" \
         -t "${seconds}s" -S "${seconds}s"
-    slap=${pids[-1]}
+    slap=$last_pid
     wait "$slap" || rc=$?
-    unset 'pids[-1]'
-    m1=$(cpu_ticks "${pid_of[direct]}")
+    forget "$slap"
+    m1=$(cpu_ticks "$mc_pid")
     p1=$(cpu_ticks "${pid_of[$target]}")
     if [ "$rc" -ne 0 ]; then
         tail -20 "$log" >&2
@@ -267,65 +261,121 @@ run_one() {
             mus = sprintf("%.2f", mt / hz * 1e6 / ops)
             printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", round, target,
                 tps, avg, gets, sets, misses, pus, mus
-        }' "$log" >>"$work/results.tsv" ||
+        }' "$log" >>"$work/tput.tsv" ||
         die "cannot parse memcaslap output ($log)"
 }
 
-echo "bench: memcached $(memcached -V | awk '{ print $2 }') on :$mc_port," \
-    "targets: ${targets[*]}"
-echo "bench: ${THREADS} threads, ${CONCURRENCY} concurrency," \
-    "${KEY_SIZE}-byte keys, ${VALUE_SIZE}-byte values," \
-    "get/set ${get_ratio}/${SET_RATIO}, ${DURATION}s x ${ROUNDS} rounds"
-: >"$work/results.tsv"
-if [ "$WARMUP" -gt 0 ]; then
-    run_one 0 direct "$WARMUP"
-    : >"$work/results.tsv"
+if [ "$SKIP_THROUGHPUT" = 0 ]; then
+    echo "bench: memcaslap: $THREADS threads, $CONCURRENCY concurrency," \
+        "$KEY_SIZE-byte keys, $VALUE_SIZE-byte values," \
+        "get/set $get_ratio/$SET_RATIO, ${DURATION}s x $ROUNDS rounds" >&2
+    : >"$work/tput.tsv"
+    if [ "$WARMUP" -gt 0 ]; then
+        throughput_run 0 direct "$WARMUP"
+        : >"$work/tput.tsv"
+    fi
+    ntargets=${#targets[@]}
+    for ((r = 1; r <= ROUNDS; r++)); do
+        # Rotate the order each round so no target always runs first or
+        # last.
+        for ((k = 0; k < ntargets; k++)); do
+            t=${targets[$(((k + r - 1) % ntargets))]}
+            throughput_run "$r" "$t" "$DURATION"
+            tail -1 "$work/tput.tsv" | awk -F'\t' '{
+                printf "bench: round %s %-18s %8d ops/s %6d us\n", $1, $2,
+                    $3, $4 }' >&2
+            sleep 1
+        done
+    done
 fi
 
-ntargets=${#targets[@]}
-printf '%-5s %-16s %10s %8s %6s %7s %9s %9s\n' round target ops/s avg_us \
-    "get%" misses proxy_us mc_us
-for ((r = 1; r <= ROUNDS; r++)); do
-    # Rotate the order each round so no target always runs first or last.
-    for ((k = 0; k < ntargets; k++)); do
-        t=${targets[$(((k + r - 1) % ntargets))]}
-        run_one "$r" "$t" "$DURATION"
-        tail -1 "$work/results.tsv" | awk -F'\t' '{
-            printf "%-5s %-16s %10d %8d %5.1f%% %7d %9s %9s\n", $1, $2, $3,
-                $4, 100 * $5 / ($5 + $6), $7, $8, $9 }'
-        sleep 1
+# --- report -------------------------------------------------------------------
+# Prints the latency tables of one mode.
+latency_report() {
+    local mode=$1 tsv=$work/lat-$1.tsv where t
+    if [ "$mode" = pinned ]; then
+        where="client, memcached and proxies pinned to CPU $LAT_CPU"
+    else
+        where="not pinned"
+    fi
+    echo
+    echo "### Added latency at one connection, $mode"
+    echo
+    echo "bench/rtt.c: $LAT_N sequential round trips per target and round" \
+        "(every ${LAT_SET_EVERY}th a set, the others gets; ${VALUE_SIZE}-byte" \
+        "value), interleaved across targets request by request; $where." \
+        "Medians over $LAT_ROUNDS rounds of each round's figures; added =" \
+        "target - direct in the same round; ratio = added / the relay's" \
+        "added, per round."
+    echo
+    echo "| target | RTT median µs | RTT p99 µs | added median µs |" \
+        "added p99 µs | added median vs relay | added p99 vs relay |"
+    echo "|---|---:|---:|---:|---:|---:|---:|"
+    for t in "${targets[@]}"; do
+        printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$t" \
+            "$(col "$tsv" "$t" 3 | median | fmt %.2f)" \
+            "$(col "$tsv" "$t" 4 | median | fmt %.2f)" \
+            "$(col "$tsv" "$t" 6 | median | fmt %.2f)" \
+            "$(col "$tsv" "$t" 7 | median | fmt %.2f)" \
+            "$(col "$tsv" "$t" 8 | median | fmt %.3f)" \
+            "$(col "$tsv" "$t" 9 | median | fmt %.3f)"
     done
-done
-
-# --- summary ------------------------------------------------------------------
-median() {
-    sort -g | awk '{ v[NR] = $1 }
-        END { if (NR == 0) { print "-" }
-              else if (NR % 2) { print v[(NR + 1) / 2] }
-              else { print (v[NR / 2] + v[NR / 2 + 1]) / 2 } }'
-}
-# Column c of target t's rows, "-" left out.
-col() {
-    awk -F'\t' -v t="$1" -v c="$2" '$2 == t && $c != "-" { print $c }' \
-        "$work/results.tsv"
+    echo
+    echo "Per round ($mode):"
+    echo
+    echo "| round | target | RTT median µs | RTT p99 µs | RTT mean µs |" \
+        "added median µs | added p99 µs | vs relay (median) |" \
+        "vs relay (p99) |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+    awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+        $1, $2, $3, $4, $5, $6, $7, $8, $9 }' "$tsv"
 }
 
-echo
-echo "median over $ROUNDS rounds of ${DURATION}s; spread = min..max ops/s;" \
-    "proxy_us, mc_us = CPU us per op"
-echo "of the proxy and of memcached; ratios against direct"
-printf '%-16s %9s %17s %7s %8s %6s %9s %9s\n' target ops/s spread avg_us \
-    proxy_us mc_us "ops ratio" "lat ratio"
-base_tps=$(col direct 3 | median)
-base_lat=$(col direct 4 | median)
-for t in "${targets[@]}"; do
-    spread=$(col "$t" 3 | awk 'NR == 1 || $1 < lo { lo = $1 }
-        NR == 1 || $1 > hi { hi = $1 } END { printf "%d..%d", lo, hi }')
-    awk -v t="$t" -v tps="$(col "$t" 3 | median)" \
-        -v lat="$(col "$t" 4 | median)" -v pus="$(col "$t" 8 | median)" \
-        -v mus="$(col "$t" 9 | median)" -v sp="$spread" \
-        -v bt="$base_tps" -v bl="$base_lat" 'BEGIN {
-        if (pus != "-") { pus = sprintf("%.2f", pus) }
-        printf "%-16s %9d %17s %7.1f %8s %6.2f %9.3f %9.3f\n", t, tps, sp,
-            lat, pus, mus, tps / bt, lat / bl }'
-done
+if [ "$SKIP_LATENCY" = 0 ]; then
+    for mode in $LAT_MODES; do
+        latency_report "$mode"
+    done
+fi
+
+if [ "$SKIP_THROUGHPUT" = 0 ]; then
+    echo
+    echo "### Throughput under load"
+    echo
+    echo "memcaslap -T $THREADS -c $CONCURRENCY, ${KEY_SIZE}-byte keys," \
+        "${VALUE_SIZE}-byte values, get/set $get_ratio/$SET_RATIO," \
+        "${DURATION}s per run; medians over $ROUNDS rounds;" \
+        "spread = min..max ops/s; CPU = user + system µs per operation."
+    echo
+    echo "| target | ops/s | spread | avg latency µs | proxy CPU µs/op |" \
+        "memcached CPU µs/op | ops/s vs relay | ops/s vs direct |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+    tsv=$work/tput.tsv
+    base_tps=$(col "$tsv" direct 3 | median)
+    relay_tps=$(col "$tsv" relay 3 | median)
+    for t in "${targets[@]}"; do
+        tps=$(col "$tsv" "$t" 3 | median)
+        lo=$(col "$tsv" "$t" 3 | sort -g | head -1)
+        hi=$(col "$tsv" "$t" 3 | sort -g | tail -1)
+        awk -v tps="$tps" -v lat="$(col "$tsv" "$t" 4 | median)" \
+            -v pus="$(col "$tsv" "$t" 8 | median)" \
+            -v mus="$(col "$tsv" "$t" 9 | median)" \
+            -v bt="$base_tps" -v rt="$relay_tps" 'BEGIN {
+            if (pus != "-") { pus = sprintf("%.2f", pus) }
+            vr = rt == "-" ? "-" : sprintf("%.3f", tps / rt)
+            printf "%.0f\t%.0f\t%s\t%.2f\t%s\t%.3f\n", tps, lat, pus, mus,
+                vr, tps / bt }' | {
+            IFS=$'\t' read -r tps lat pus mus vr vd
+            printf '| %s | %s | %s..%s | %s | %s | %s | %s | %s |\n' "$t" \
+                "$(commas "$tps")" "$(commas "$lo")" "$(commas "$hi")" \
+                "$lat" "$pus" "$mus" "$vr" "$vd"
+        }
+    done
+    echo
+    echo "Per run:"
+    echo
+    echo "| round | target | ops/s | avg µs | get % | misses | proxy µs/op |" \
+        "mc µs/op |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|"
+    awk -F'\t' '{ printf "| %s | %s | %d | %d | %.1f | %d | %s | %s |\n",
+        $1, $2, $3, $4, 100 * $5 / ($5 + $6), $7, $8, $9 }' "$tsv"
+fi

@@ -1,197 +1,58 @@
 #!/usr/bin/env bash
 # Per-request cost of a proxy in front of memcached, in units that do not
 # depend on how noisy the machine is: system calls per request (strace -c)
-# and instructions per request (callgrind), for mcfault and nutcracker.
+# and instructions per request (callgrind), for the floor relay
+# (bench/relay.c), mcfault and nutcracker. Prints a markdown table.
 #
-# The load is one connection sending "get KEY" for a VALUE_SIZE-byte value
-# and waiting for each reply, so every request is a full round trip.
+# The load is one connection (bench/rtt.c) sending "get KEY" for a
+# VALUE_SIZE-byte value and waiting for each reply, so every request is a
+# full round trip.
 #
 # Usage: bench/cost.sh            (see docs/benchmarks.md)
-# Environment:
+# Environment (and those of bench/lib.sh: MCFAULT_BIN, CASES, RULES_N,
+# RELAY, NUTCRACKER, EXTRA_MCFAULT_ARGS, ...):
 #   N=20000           requests traced by strace
 #   N1=5000 N2=25000  requests of the two callgrind runs; the cost is
-#                     (Ir(N2) - Ir(N1)) / (N2 - N1), so startup cancels
+#                     (Ir(N2) - Ir(N1)) / (N2 - N1), so startup and
+#                     shutdown cancel
 #   VALUE_SIZE=100
-#   MCFAULT_BIN=build/mcfault (of this checkout)
-#   EXTRA_MCFAULT_ARGS=""   appended to the arguments of every mcfault case
-#   RULES_N=1000      rules in the generated file @RULES@ (bench/gen-rules.py:
-#                     none matches the traffic)
-#   CASES="mcfault:;mcfault-1000rules:-c @RULES@"
-#                     ';'-separated NAME:ARGS, as in bench/bench.sh
-#   NUTCRACKER=nutcracker   binary; empty skips nutcracker
 #   SKIP_STRACE=0 SKIP_CALLGRIND=0
 set -euo pipefail
 
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(dirname "$here")
+LIB_PROG=cost
+. "$(dirname "$0")/lib.sh"
 
 N=${N:-20000}
 N1=${N1:-5000}
 N2=${N2:-25000}
 VALUE_SIZE=${VALUE_SIZE:-100}
-MCFAULT_BIN=${MCFAULT_BIN:-$root/build/mcfault}
-EXTRA_MCFAULT_ARGS=${EXTRA_MCFAULT_ARGS:-}
-RULES_N=${RULES_N:-1000}
-CASES=${CASES:-mcfault:;mcfault-${RULES_N}rules:-c @RULES@}
-NUTCRACKER=${NUTCRACKER-nutcracker}
 SKIP_STRACE=${SKIP_STRACE:-0}
 SKIP_CALLGRIND=${SKIP_CALLGRIND:-0}
-PYTHON=${PYTHON:-python3}
-MCCLIENT=("$PYTHON" "$here/mcclient.py")
 KEY=mcfault_cost
-# Servers under valgrind start slowly.
-START_TIMEOUT=10
-VALGRIND_START_TIMEOUT=60
 
-die() {
-    echo "cost: $*" >&2
-    exit 1
-}
-
-for tool in memcached "$PYTHON"; do
-    command -v "$tool" >/dev/null || die "'$tool' not found"
-done
 if [ "$SKIP_STRACE" = 0 ]; then
-    command -v strace >/dev/null || die "'strace' not found"
+    need strace
 fi
 if [ "$SKIP_CALLGRIND" = 0 ]; then
-    command -v valgrind >/dev/null || die "'valgrind' not found"
-    command -v callgrind_annotate >/dev/null ||
-        die "'callgrind_annotate' not found"
-fi
-[ -x "$MCFAULT_BIN" ] || die "no mcfault at '$MCFAULT_BIN' (build it first)"
-if [ -n "$NUTCRACKER" ] && ! command -v "$NUTCRACKER" >/dev/null; then
-    echo "cost: '$NUTCRACKER' not found; skipping nutcracker" >&2
-    NUTCRACKER=""
+    need valgrind callgrind_annotate
 fi
 for v in N N1 N2 VALUE_SIZE; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer"
 done
 ((N2 > N1)) || die "N2 must be larger than N1"
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/mcfault-cost.XXXXXX")
-"$PYTHON" "$here/gen-rules.py" "$RULES_N" >"$work/rules.yaml"
-pids=()
+lib_init
+start_memcached
+"${MCCLIENT[@]}" set "$mc_addr" "$KEY" "$VALUE_SIZE" || die "cannot seed"
+free_ports 1
+proxy_port=${ports[0]}
+proxy_addr=127.0.0.1:$proxy_port
 
-# Stops the given pids (TERM, then KILL after 2 s) and reaps them.
-stop() {
-    local pid i
-    for pid in "$@"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "$@"; do
-        for ((i = 0; i < 40; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.05
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
+# N gets on one fresh connection to the proxy, each reply checked.
+getloop() {
+    "$work/rtt" -n "$1" -w 0 -e 0 -v "$VALUE_SIZE" -k "$KEY" "$proxy_addr" \
+        >/dev/null
 }
-
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    stop "${pids[@]}"
-    rm -rf "$work"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# Starts a command in the background, logging to a file; its pid is
-# recorded for cleanup and left in $last_pid.
-spawn() {
-    local log=$1
-    shift
-    "$@" >"$log" 2>&1 &
-    last_pid=$!
-    pids+=("$last_pid")
-}
-
-# Forgets a pid that has been reaped.
-forget() {
-    local keep=() p
-    for p in "${pids[@]}"; do
-        [ "$p" = "$1" ] || keep+=("$p")
-    done
-    pids=("${keep[@]}")
-}
-
-await() {
-    local pid=$1 addr=$2 log=$3 timeout=$4
-    if ! "${MCCLIENT[@]}" wait "$addr" "$timeout" "$pid" ||
-        ! kill -0 "$pid" 2>/dev/null; then
-        echo "--- $log" >&2
-        cat "$log" >&2 || true
-        die "server on $addr did not come up"
-    fi
-}
-
-# --- targets: NAME -> command line (minus what is spawned around it) --------
-read -r -a ports <<<"$("${MCCLIENT[@]}" ports 3)"
-mc_port=${ports[0]}
-proxy_port=${ports[1]}
-nc_stats=${ports[2]}
-proxy_addr="127.0.0.1:$proxy_port"
-
-targets=()
-declare -A cmd_of
-IFS=';' read -r -a case_specs <<<"$CASES"
-for spec in "${case_specs[@]}"; do
-    [ -n "$spec" ] || continue
-    [[ $spec == *:* ]] || die "CASES entry '$spec' is not NAME:ARGS"
-    name=${spec%%:*}
-    [[ $name =~ ^[A-Za-z0-9_.+-]+$ ]] || die "bad case name '$name'"
-    for taken in nutcracker "${targets[@]}"; do
-        [ "$name" != "$taken" ] || die "case name '$name' is taken"
-    done
-    targets+=("$name")
-    args=${spec#*:}
-    cmd_of[$name]="${args//@RULES@/$work/rules.yaml} $EXTRA_MCFAULT_ARGS"
-done
-if [ -n "$NUTCRACKER" ]; then
-    cat >"$work/nutcracker.yml" <<EOF
-bench:
-  listen: $proxy_addr
-  hash: fnv1a_64
-  distribution: ketama
-  auto_eject_hosts: false
-  timeout: 1000
-  servers:
-    - 127.0.0.1:$mc_port:1
-EOF
-    "$NUTCRACKER" -t -c "$work/nutcracker.yml" >/dev/null 2>&1 ||
-        die "nutcracker rejects $work/nutcracker.yml"
-    targets+=(nutcracker)
-fi
-
-# Sets proxy_argv to the command line of target $1; one proxy runs at a
-# time, always on proxy_port.
-proxy_cmd() {
-    if [ "$1" = nutcracker ]; then
-        # A stats interval longer than any run keeps the aggregation thread
-        # out of the instruction counts.
-        proxy_argv=("$NUTCRACKER" -c "$work/nutcracker.yml" -s "$nc_stats"
-            -a 127.0.0.1 -i 3600000 -o "$work/nutcracker-own.log")
-    else
-        local args
-        read -r -a args <<<"${cmd_of[$1]}"
-        proxy_argv=("$MCFAULT_BIN" -l "$proxy_addr" -u "127.0.0.1:$mc_port"
-            "${args[@]}")
-    fi
-}
-
-user=()
-if [ "$(id -u)" -eq 0 ]; then
-    user=(-u nobody)
-fi
-spawn "$work/memcached.log" memcached "${user[@]}" -l 127.0.0.1 \
-    -p "$mc_port" -U 0 -t 2
-await "$last_pid" "127.0.0.1:$mc_port" "$work/memcached.log" "$START_TIMEOUT"
-"${MCCLIENT[@]}" set "127.0.0.1:$mc_port" "$KEY" "$VALUE_SIZE" ||
-    die "cannot seed the key"
 
 declare -A sys_of ir_of detail_of
 
@@ -201,13 +62,10 @@ declare -A sys_of ir_of detail_of
 # connect, close) adds some 20 calls, under 0.002 per request at N=20000.
 measure_syscalls() {
     local t=$1 proxy_pid strace_pid out i
-    proxy_cmd "$t"
-    spawn "$work/$t.log" "${proxy_argv[@]}"
+    start_proxy "$t" "$proxy_port"
     proxy_pid=$last_pid
-    await "$proxy_pid" "$proxy_addr" "$work/$t.log" "$START_TIMEOUT"
     # Warm up: nutcracker opens its server connection on first use.
-    "${MCCLIENT[@]}" getloop "$proxy_addr" "$KEY" "$VALUE_SIZE" 100 \
-        2>/dev/null || die "$t: warm-up failed"
+    getloop 100 || die "$t: warm-up failed"
 
     out="$work/strace-$t.txt"
     spawn "$work/strace-$t.log" strace -c -f -p "$proxy_pid" -o "$out"
@@ -218,14 +76,12 @@ measure_syscalls() {
     done
     grep -q attached "$work/strace-$t.log" ||
         die "strace could not attach to $t: $(cat "$work/strace-$t.log")"
-    "${MCCLIENT[@]}" getloop "$proxy_addr" "$KEY" "$VALUE_SIZE" "$N" \
-        2>/dev/null || die "$t: load failed"
+    getloop "$N" || die "$t: load failed"
     # strace writes its summary when interrupted.
     kill -INT "$strace_pid"
     wait "$strace_pid" 2>/dev/null || true
     forget "$strace_pid"
     stop "$proxy_pid"
-    forget "$proxy_pid"
 
     # Rows: % time, seconds, usecs/call, calls, [errors], syscall.
     sys_of[$t]=$(awk -v n="$N" '$NF == "total" { printf "%.2f", $4 / n }' \
@@ -242,15 +98,11 @@ measure_syscalls() {
 # Runs target t under callgrind for n requests; sets ir to the total Ir.
 callgrind_ir() {
     local t=$1 n=$2 pid out
-    proxy_cmd "$t"
     out="$work/callgrind-$t-$n.out"
-    spawn "$work/callgrind-$t-$n.log" valgrind --tool=callgrind \
-        --callgrind-out-file="$out" "${proxy_argv[@]}"
+    start_proxy "$t" "$proxy_port" valgrind --tool=callgrind \
+        --callgrind-out-file="$out"
     pid=$last_pid
-    await "$pid" "$proxy_addr" "$work/callgrind-$t-$n.log" \
-        "$VALGRIND_START_TIMEOUT"
-    "${MCCLIENT[@]}" getloop "$proxy_addr" "$KEY" "$VALUE_SIZE" "$n" \
-        2>/dev/null || die "$t under callgrind: load failed"
+    getloop "$n" || die "$t under callgrind: load failed"
     # valgrind runs the program in its own process: SIGINT reaches the
     # proxy, which exits, and callgrind writes the profile on the way out.
     kill -INT "$pid"
@@ -273,7 +125,7 @@ measure_instructions() {
         'BEGIN { printf "%.0f", (b - a) / (n2 - n1) }')
 }
 
-for t in "${targets[@]}"; do
+for t in "${proxy_targets[@]}"; do
     sys_of[$t]="-"
     ir_of[$t]="-"
     detail_of[$t]=""
@@ -287,17 +139,25 @@ for t in "${targets[@]}"; do
     fi
 done
 
+# --- report -------------------------------------------------------------------
 echo
-echo "per request: one connection, 'get' of a ${VALUE_SIZE}-byte value," \
-    "each reply awaited"
-printf '%-16s %14s %14s\n' target syscalls/req instr/req
-for t in "${targets[@]}"; do
-    printf '%-16s %14s %14s\n' "$t" "${sys_of[$t]}" "${ir_of[$t]}"
+echo "Per request: one connection, \`get\` of a ${VALUE_SIZE}-byte value," \
+    "each reply awaited (strace over $N requests; callgrind" \
+    "(Ir($N2) - Ir($N1)) / $((N2 - N1)))."
+echo
+echo "| target | syscalls / request | instructions / request |" \
+    "instructions vs relay | the calls, per request |"
+echo "|---|---:|---:|---:|---|"
+for t in "${proxy_targets[@]}"; do
+    awk -v t="$t" -v s="${sys_of[$t]}" -v ir="${ir_of[$t]}" \
+        -v base="${ir_of[relay]:--}" -v d="${detail_of[$t]}" 'BEGIN {
+        ratio = "-"
+        if (ir != "-" && base != "-" && base > 0) {
+            ratio = sprintf("%.2f", ir / base)
+        }
+        irs = ir
+        while (irs ~ /[0-9][0-9][0-9][0-9]/) {
+            sub(/[0-9][0-9][0-9]($|,)/, ",&", irs)
+        }
+        printf "| %s | %s | %s | %s | %s |\n", t, s, irs, ratio, d }'
 done
-if [ "$SKIP_STRACE" = 0 ]; then
-    echo
-    echo "system calls per request, by call (>= 0.01):"
-    for t in "${targets[@]}"; do
-        printf '  %-14s %s\n' "$t" "${detail_of[$t]}"
-    done
-fi

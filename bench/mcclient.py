@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Small helpers for the bench scripts: free ports, waiting for a memcached
-(or a proxy in front of one) to answer, and a sequential one-connection load.
+(or a proxy in front of one) to answer, and storing a value. (The
+sequential load is bench/rtt.c; bench/memload.py imports the socket
+helpers below.)
 
 Usage:
   mcclient.py ports K                 print K free 127.0.0.1 TCP ports
@@ -8,10 +10,6 @@ Usage:
                                       wait until HOST:PORT answers a get;
                                       give up early if process PID exits
   mcclient.py set HOST:PORT KEY SIZE  store KEY with a SIZE-byte value
-  mcclient.py getloop HOST:PORT KEY SIZE N
-                                      N sequential "get KEY" on one
-                                      TCP_NODELAY connection, each reply
-                                      awaited and checked
 """
 import os
 import socket
@@ -102,25 +100,6 @@ def cmd_set(addr, key, size):
     return 0
 
 
-def cmd_getloop(addr, key, size, n):
-    req = b"get %s\r\n" % key.encode()
-    want = b"VALUE %s 0 %d\r\n%s\r\nEND\r\n" % (key.encode(), size,
-                                                 b"v" * size)
-    with connect(addr) as sock:
-        t0 = time.monotonic()
-        for i in range(n):
-            sock.sendall(req)
-            got = recv_exact(sock, len(want))
-            if got != want:
-                print("mcclient: request %d: unexpected reply %r"
-                      % (i, got[:80]), file=sys.stderr)
-                return 1
-        dt = time.monotonic() - t0
-    print("%d gets in %.3f s (%.1f us/request round trip)"
-          % (n, dt, dt / n * 1e6), file=sys.stderr)
-    return 0
-
-
 def main(argv):
     if len(argv) < 2:
         print(__doc__, file=sys.stderr)
@@ -134,8 +113,6 @@ def main(argv):
         return cmd_wait(args[0], float(args[1]), pid)
     if cmd == "set" and len(args) == 3:
         return cmd_set(args[0], args[1], int(args[2]))
-    if cmd == "getloop" and len(args) == 4:
-        return cmd_getloop(args[0], args[1], int(args[2]), int(args[3]))
     print(__doc__, file=sys.stderr)
     return 2
 

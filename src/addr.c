@@ -77,7 +77,7 @@ int addr_parse(const char *s, const char *default_port, struct addr_spec *out)
     return 0;
 }
 
-int addr_resolve(const struct addr_spec *spec, int passive,
+int addr_resolve(const struct addr_spec *spec, int flags,
                  struct sockaddr_storage *ss, socklen_t *len)
 {
     struct addrinfo hints;
@@ -87,7 +87,13 @@ int addr_resolve(const struct addr_spec *spec, int passive,
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+    hints.ai_flags = AI_NUMERICSERV;
+    if (flags & ADDR_PASSIVE) {
+        hints.ai_flags |= AI_PASSIVE;
+    }
+    if (flags & ADDR_NUMERIC) {
+        hints.ai_flags |= AI_NUMERICHOST;
+    }
     rc = getaddrinfo(spec->host, spec->port, &hints, &res);
     if (rc != 0) {
         return rc;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -29,14 +30,31 @@
 #include "mcfault/log.h"
 #include "mcfault/rules.h"
 #include "mcfault/stats.h"
+#include "mcfault/worker.h"
 
 /* A rule document, not a dump: evhttp answers 413 beyond this. */
 #define ADMIN_BODY_MAX (1024 * 1024)
 /* Request line and headers; curl and Prometheus send well under 1 KiB. */
 #define ADMIN_HEADERS_MAX (16 * 1024)
-/* A client that stalls mid-request (or idles on keep-alive) is dropped
- * after this long; it never blocks anything meanwhile. */
+/* A client that goes silent mid-request (or idles on keep-alive) is
+ * dropped after this long (evhttp's timeout: it restarts at every byte). */
 #define ADMIN_TIMEOUT_S 10
+/*
+ * A whole request (line, headers, body) must arrive within this long of
+ * the accept, or of the end of the reply before it on a keep-alive
+ * connection; then a 408 and the close. evhttp's timeout only fires on
+ * silence, so a client sending a byte every few seconds would otherwise
+ * hold its connection (and up to ADMIN_BODY_MAX) forever. 10 s moves
+ * 1 MiB even at 1 Mbit/s; the API belongs on the loopback.
+ */
+#define ADMIN_REQUEST_DEADLINE_S 10
+/*
+ * Admin connections open at once. Each holds a descriptor and up to
+ * ADMIN_BODY_MAX of request; tests, scrapers and dashboards need a
+ * handful. Past it a new connection gets a 503 and is closed at once; the
+ * open ones are untouched.
+ */
+#define ADMIN_CONNS_MAX 64
 #define ADMIN_BACKLOG 64
 /* "PORT" alone binds here: the API changes what the proxy does, so it is
  * not exposed beyond the host unless asked. */
@@ -47,11 +65,50 @@
 #define SINCE_DIGITS_MAX 20
 
 struct health;
+struct change;
+struct conn_track;
+
+/*
+ * A request answered later (GET /health, a queued rule change). req turns
+ * NULL when libevent frees it with its connection; a request libevent
+ * detached from its connection (the client left while we held it) stays:
+ * it is ours, and replying to it frees it.
+ */
+struct held {
+    struct evhttp_request *req;
+    struct conn_track *conn; /* NULL once the connection is gone */
+};
+
+/*
+ * One admin connection, tracked from the accept (evhttp_set_bevcb hands us
+ * its bufferevent) to evhttp's close callback: for the request deadline,
+ * the connection cap, and the request it may have held.
+ */
+struct conn_track {
+    struct admin *ad;
+    struct bufferevent *bev;
+    struct evhttp_connection *evcon; /* NULL until attached */
+    struct event *timer;             /* the attach, then the deadline */
+    struct held *held;               /* a request answered later */
+    bool attached;
+    bool refused; /* over ADMIN_CONNS_MAX: 503 and closed at the attach */
+    struct conn_track *prev;
+    struct conn_track *next;
+};
 
 struct admin {
     struct app *a;
     struct evhttp *http;
     struct health *checks; /* GET /health requests waiting for probes */
+    struct conn_track *conns;
+    size_t nconns;
+    struct conn_track *routing; /* the connection of the request on_request
+                                   routes now; NULL outside it */
+    /* Rule changes, in arrival order; the head's document may be being
+     * built on a worker thread (building). */
+    struct change *changes;
+    struct change **changes_tail;
+    bool building;
     struct timespec started;
 };
 
@@ -69,8 +126,7 @@ struct probe {
  * (proxies never change while mcfault runs). */
 struct health {
     struct admin *ad;
-    struct evhttp_request *req; /* NULL once libevent freed it */
-    struct evhttp_connection *evcon;
+    struct held held;
     struct probe *probes;
     size_t n;
     size_t pending;
@@ -81,22 +137,24 @@ struct health {
 /* --------------------------------------------------------------------- */
 /* Output helpers                                                          */
 
-/* Appends s[0..n) as a JSON string, quoted: quotes, backslashes, control
- * bytes and bytes of 0x80 and above escaped (\u00HH, as log_json_escape),
- * so any bytes (a glob may hold NUL) give valid JSON. */
+/* Appends s[0..n) as a JSON string, quoted, escaped as log_json_char
+ * does: well-formed UTF-8 as it is, every other byte outside printable
+ * ASCII as \u00HH, so any bytes (a glob may hold NUL) give valid JSON. */
 static void json_str(struct evbuffer *b, const char *s, size_t n)
 {
     char buf[256];
     size_t o = 0;
+    size_t i = 0;
 
     buf[o++] = '"';
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (o + 7 > sizeof(buf)) {
+    while (i < n) {
+        size_t used;
+        if (o + LOG_JSON_CHAR_MAX + 1 > sizeof(buf)) {
             evbuffer_add(b, buf, o);
             o = 0;
         }
-        o += log_json_byte(ch, buf + o);
+        o += log_json_char(s + i, n - i, &used, buf + o);
+        i += used;
     }
     buf[o++] = '"';
     evbuffer_add(b, buf, o);
@@ -237,6 +295,226 @@ static void reply_ok_rules(struct admin *ad, struct evhttp_request *req)
 }
 
 /* --------------------------------------------------------------------- */
+/* Connections: the request deadline, the cap, held requests              */
+
+/*
+ * Holds req, the request on_request routes now, to answer it later: the
+ * close of its connection will tell h. Returns -1 when the connection is
+ * not tracked (out of memory at its accept); the caller answers at once.
+ */
+static int held_take(struct admin *ad, struct held *h,
+                     struct evhttp_request *req)
+{
+    struct conn_track *c = ad->routing;
+
+    if (c == NULL || c->held != NULL) {
+        return -1;
+    }
+    h->req = req;
+    h->conn = c;
+    c->held = h;
+    return 0;
+}
+
+/* Lets go of h and returns its request: NULL when libevent freed it,
+ * else to be answered now (which frees it). */
+static struct evhttp_request *held_release(struct held *h)
+{
+    struct evhttp_request *req = h->req;
+
+    if (h->conn != NULL) {
+        h->conn->held = NULL;
+        h->conn = NULL;
+    }
+    h->req = NULL;
+    return req;
+}
+
+static void conn_free(struct conn_track *c)
+{
+    struct admin *ad = c->ad;
+
+    if (c->held != NULL) {
+        c->held->conn = NULL;
+    }
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        ad->conns = c->next;
+    }
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    }
+    ad->nconns--;
+    event_free(c->timer);
+    if (!c->attached) {
+        bufferevent_decref(c->bev); /* the reference on_accept_bev took */
+    }
+    free(c);
+}
+
+/*
+ * evhttp frees the connection (whoever closed it): a request held on it
+ * and still attached to it goes with it; one libevent detached (the
+ * client left while we held it) stays ours.
+ */
+static void on_conn_close(struct evhttp_connection *evcon, void *arg)
+{
+    struct conn_track *c = arg;
+    struct held *h = c->held;
+
+    if (h != NULL && h->req != NULL &&
+        evhttp_request_get_connection(h->req) == evcon) {
+        h->req = NULL;
+    }
+    conn_free(c);
+}
+
+/*
+ * Writes a whole reply {"error": msg} straight to the connection's socket
+ * just before evhttp closes it: evhttp has no way to answer a request it
+ * has not finished reading. Best effort (the deadline runs only between
+ * replies, so the socket's buffer is empty then).
+ */
+static void conn_say(struct conn_track *c, int code, const char *reason,
+                     const char *msg)
+{
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    char body[256];
+    char buf[512];
+    int nb = snprintf(body, sizeof(body), "{\"error\":\"%s\"}\n", msg);
+    int n = snprintf(buf, sizeof(buf),
+                     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                     "Cache-Control: no-store\r\nConnection: close\r\n"
+                     "Content-Length: %d\r\n\r\n%s",
+                     code, reason, nb, body);
+
+    /* Not behind a reply of evhttp's own (a 400 or 413) still queued. */
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
+        return;
+    }
+    if (fd >= 0 && n > 0 && (size_t)n < sizeof(buf)) {
+        (void)send(fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
+}
+
+/* Arms the deadline for the next request on c. */
+static void conn_arm(struct conn_track *c)
+{
+    struct timeval tv = {.tv_sec = ADMIN_REQUEST_DEADLINE_S, .tv_usec = 0};
+
+    evtimer_add(c->timer, &tv);
+}
+
+/*
+ * Right after the accept, before any byte of the connection is read:
+ * finds its evhttp_connection (the argument evhttp gives the bufferevent's
+ * callbacks, in libevent 2.1 as in 2.2; checked against the bufferevent),
+ * then refuses it over the cap or arms its deadline.
+ */
+static void conn_attach(struct conn_track *c)
+{
+    bufferevent_event_cb eventcb = NULL;
+    void *cbarg = NULL;
+
+    bufferevent_getcb(c->bev, NULL, NULL, &eventcb, &cbarg);
+    if (eventcb == NULL || cbarg == NULL ||
+        evhttp_connection_get_bufferevent(cbarg) != c->bev) {
+        /* evhttp gave up on it already (out of memory) and freed it:
+         * our reference kept it readable until now. */
+        conn_free(c);
+        return;
+    }
+    c->evcon = cbarg;
+    c->attached = true;
+    bufferevent_decref(c->bev); /* the close callback tells us from now */
+    evhttp_connection_set_closecb(c->evcon, on_conn_close, c);
+    if (c->refused) {
+        log_msg(LOG_INFO, "admin: %d connections open: refusing another",
+                ADMIN_CONNS_MAX);
+        conn_say(c, 503, "Service Unavailable", "too many admin connections");
+        evhttp_connection_free(c->evcon); /* calls on_conn_close */
+        return;
+    }
+    conn_arm(c);
+}
+
+static void on_conn_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn_track *c = arg;
+    (void)fd;
+    (void)what;
+
+    if (!c->attached) {
+        conn_attach(c);
+        return;
+    }
+    log_msg(LOG_INFO, "admin: request not complete within %ds: closing",
+            ADMIN_REQUEST_DEADLINE_S);
+    conn_say(c, 408, "Request Timeout", "request not complete in time");
+    evhttp_connection_free(c->evcon); /* calls on_conn_close */
+}
+
+/*
+ * evhttp_set_bevcb: evhttp accepted a connection and asks for its
+ * bufferevent. We make it (as evhttp would: a socket bufferevent, the fd
+ * set by evhttp) to know the connection from its first moment, and take a
+ * reference so it stays readable until conn_attach runs, at the end of
+ * this loop iteration (event_active), before any of its I/O. Returning
+ * NULL (out of memory) lets evhttp make one: that connection goes
+ * untracked.
+ */
+static struct bufferevent *on_accept_bev(struct event_base *base, void *arg)
+{
+    struct admin *ad = arg;
+    struct conn_track *c = calloc(1, sizeof(*c));
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
+
+    if (c == NULL || bev == NULL ||
+        (c->timer = evtimer_new(base, on_conn_timer, c)) == NULL) {
+        if (bev != NULL) {
+            bufferevent_free(bev);
+        }
+        free(c);
+        return NULL;
+    }
+    bufferevent_incref(bev);
+    c->ad = ad;
+    c->bev = bev;
+    c->refused = ad->nconns >= ADMIN_CONNS_MAX;
+    c->next = ad->conns;
+    if (ad->conns != NULL) {
+        ad->conns->prev = c;
+    }
+    ad->conns = c;
+    ad->nconns++;
+    event_active(c->timer, EV_TIMEOUT, 1);
+    return bev;
+}
+
+/* The tracked connection a request came on, NULL when untracked. */
+static struct conn_track *conn_of(struct admin *ad, struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+
+    for (struct conn_track *c = ad->conns; evcon != NULL && c != NULL;
+         c = c->next) {
+        if (c->evcon == evcon) {
+            return c;
+        }
+    }
+    return NULL;
+}
+
+/* The reply to a request has been written: the deadline of the next
+ * request on the connection starts. */
+static void on_reply_sent(struct evhttp_request *req, void *arg)
+{
+    (void)req;
+    conn_arm(arg);
+}
+
+/* --------------------------------------------------------------------- */
 /* GET /health                                                             */
 
 static void health_free(struct health *h)
@@ -252,9 +530,7 @@ static void health_free(struct health *h)
             evutil_closesocket(p->fd);
         }
     }
-    if (h->evcon != NULL) {
-        evhttp_connection_set_closecb(h->evcon, NULL, NULL);
-    }
+    held_release(&h->held);
     if (h->prev != NULL) {
         h->prev->next = h->next;
     } else if (ad->checks == h) {
@@ -272,7 +548,7 @@ static void health_free(struct health *h)
 static void health_finish(struct health *h)
 {
     struct app *a = h->ad->a;
-    struct evhttp_request *req = h->req;
+    struct evhttp_request *req = held_release(&h->held);
     struct evbuffer *b = req != NULL ? evbuffer_new() : NULL;
     bool all = true;
 
@@ -298,7 +574,6 @@ static void health_finish(struct health *h)
         }
         evbuffer_add_printf(b, "],\"ok\":%s}", all ? "true" : "false");
     }
-    h->req = NULL;
     health_free(h);
     if (req == NULL) {
         return; /* the client went away and libevent freed the request */
@@ -385,22 +660,6 @@ static void on_probe(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/*
- * The HTTP client's connection is being freed while its /health request
- * waits. A request libevent detached from it (EOF while we held it) is
- * ours: replying frees it. One still attached is freed with the
- * connection right after this returns, so it must not be touched again.
- */
-static void on_client_close(struct evhttp_connection *evcon, void *arg)
-{
-    struct health *h = arg;
-
-    h->evcon = NULL;
-    if (h->req != NULL && evhttp_request_get_connection(h->req) == evcon) {
-        h->req = NULL;
-    }
-}
-
 static void h_health(struct admin *ad, struct evhttp_request *req,
                      struct evkeyvalq *params)
 {
@@ -409,13 +668,16 @@ static void h_health(struct admin *ad, struct evhttp_request *req,
     (void)params;
 
     if (h == NULL ||
-        (h->probes = calloc(a->nproxies + 1, sizeof(*h->probes))) == NULL) {
+        (h->probes = calloc(a->nproxies + 1, sizeof(*h->probes))) == NULL ||
+        held_take(ad, &h->held, req) != 0) {
+        if (h != NULL) {
+            free(h->probes);
+        }
         free(h);
         reply_error(req, 500, "out of memory");
         return;
     }
     h->ad = ad;
-    h->req = req;
     h->n = a->nproxies;
     h->next = ad->checks;
     if (ad->checks != NULL) {
@@ -427,11 +689,6 @@ static void h_health(struct admin *ad, struct evhttp_request *req,
     }
     if (h->pending == 0) {
         health_finish(h);
-        return;
-    }
-    h->evcon = evhttp_request_get_connection(req);
-    if (h->evcon != NULL) {
-        evhttp_connection_set_closecb(h->evcon, on_client_close, h);
     }
 }
 
@@ -531,59 +788,10 @@ static void h_rules_get(struct admin *ad, struct evhttp_request *req,
     reply_json(req, 200, b);
 }
 
-static void h_rules_put(struct admin *ad, struct evhttp_request *req,
-                        struct evkeyvalq *params)
+/* Answers POST /rules/NAME/enable|disable: n rules changed. */
+static void rules_toggled(struct evhttp_request *req, const char *name,
+                          size_t n)
 {
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(in);
-    struct config_errors errs = {0};
-    struct app_proxy *ap;
-    const char *target;
-
-    if (target_proxy(ad, req, params, &target, &ap) != 0) {
-        return;
-    }
-    if (len == 0) {
-        reply_error(req, 400,
-                    "empty body: send a rule document (DELETE /rules "
-                    "removes every rule)");
-        return;
-    }
-    const char *text = (const char *)evbuffer_pullup(in, -1);
-    if (text == NULL) {
-        reply_error(req, 500, "out of memory");
-        return;
-    }
-    if (app_replace_rules(ad->a, "body", text, len, target, &errs) != 0) {
-        reply_problems(req, 400, "invalid rules", &errs);
-        config_errors_free(&errs);
-        return;
-    }
-    config_errors_free(&errs);
-    reply_ok_rules(ad, req);
-}
-
-static void h_rules_delete(struct admin *ad, struct evhttp_request *req,
-                           struct evkeyvalq *params)
-{
-    struct app_proxy *ap;
-    const char *target;
-
-    if (target_proxy(ad, req, params, &target, &ap) != 0) {
-        return;
-    }
-    if (app_clear_rules(ad->a, target) != 0) {
-        reply_error(req, 404, "no proxy named '%s'", target);
-        return;
-    }
-    reply_ok_rules(ad, req);
-}
-
-/* POST /rules/NAME/enable|disable; name is already percent-decoded. */
-static void rules_toggle(struct admin *ad, struct evhttp_request *req,
-                         const char *name, bool enabled)
-{
-    size_t n = app_set_enabled(ad->a, name, enabled);
     struct evbuffer *b;
 
     if (n == 0) {
@@ -598,24 +806,264 @@ static void rules_toggle(struct admin *ad, struct evhttp_request *req,
     reply_json(req, 200, b);
 }
 
+/*
+ * Rule changes (PUT, DELETE, enable/disable, reload) are applied one at a
+ * time in the order they arrived. PUT and reload documents are parsed and
+ * built on a worker thread (10,000 rules take a good part of a second),
+ * only the swap runs on the loop; a change that arrives meanwhile waits in
+ * the queue, so that a later request never lands before an earlier one.
+ * The queue holds at most one request per admin connection.
+ */
+enum change_kind {
+    CHANGE_PUT,    /* built on a worker thread */
+    CHANGE_RELOAD, /* built on a worker thread */
+    CHANGE_DELETE,
+    CHANGE_ENABLE,
+    CHANGE_DISABLE,
+};
+
+struct change {
+    struct admin *ad;
+    enum change_kind kind;
+    struct held held;
+    const char *target; /* ?proxy=: the running proxy's own name, or NULL */
+    char *text;         /* PUT: the body; enable/disable: the rule name */
+    size_t len;
+    const char *path;         /* reload: the rule file */
+    struct app_change *built; /* what the worker built */
+    struct change *next;
+};
+
+static void change_free(struct change *ch)
+{
+    app_change_free(ch->built);
+    free(ch->text);
+    free(ch);
+}
+
+/* On a worker thread: reads and writes nothing but ch's own document
+ * (config.c and rules.c keep no global state). */
+static void change_build(void *arg)
+{
+    struct change *ch = arg;
+
+    if (ch->kind == CHANGE_PUT) {
+        ch->built = app_change_parse("body", ch->text, ch->len);
+    } else {
+        ch->built = app_change_load(ch->path);
+    }
+}
+
+/* Applies ch, the head of the queue, answers its request if it still
+ * can, and frees it. */
+static void change_apply(struct change *ch)
+{
+    struct admin *ad = ch->ad;
+    struct evhttp_request *req = held_release(&ch->held);
+    struct config_errors errs = {0};
+    size_t n;
+
+    ad->changes = ch->next;
+    if (ad->changes == NULL) {
+        ad->changes_tail = &ad->changes;
+    }
+    switch (ch->kind) {
+    case CHANGE_PUT:
+    case CHANGE_RELOAD:
+        if (ch->built == NULL) {
+            stats.reloads_failed++;
+            log_msg(LOG_ERROR, "%s: out of memory; kept the old rules",
+                    ch->kind == CHANGE_PUT ? "PUT /rules" : "reload");
+            if (req != NULL) {
+                reply_error(req, 500, "out of memory");
+            }
+        } else if (app_change_apply(ad->a, ch->built, ch->target, &errs) == 0) {
+            if (req != NULL) {
+                reply_ok_rules(ad, req);
+            }
+        } else if (req != NULL) {
+            reply_problems(req, 400,
+                           ch->kind == CHANGE_PUT
+                               ? "invalid rules"
+                               : "reload failed; the old rules are kept",
+                           &errs);
+        }
+        ch->built = NULL; /* app_change_apply freed it */
+        break;
+    case CHANGE_DELETE:
+        if (app_clear_rules(ad->a, ch->target) != 0) {
+            if (req != NULL) {
+                reply_error(req, 404, "no proxy named '%s'", ch->target);
+            }
+        } else if (req != NULL) {
+            reply_ok_rules(ad, req);
+        }
+        break;
+    case CHANGE_ENABLE:
+    case CHANGE_DISABLE:
+        n = app_set_enabled(ad->a, ch->text, ch->kind == CHANGE_ENABLE);
+        if (req != NULL) {
+            rules_toggled(req, ch->text, n);
+        }
+        break;
+    }
+    config_errors_free(&errs);
+    change_free(ch);
+}
+
+static void changes_run(struct admin *ad);
+
+/* On the loop: the worker built the head of the queue. */
+static void change_built(void *arg)
+{
+    struct change *ch = arg;
+    struct admin *ad = ch->ad;
+
+    ad->building = false;
+    change_apply(ch);
+    changes_run(ad);
+}
+
+/* Applies the changes at the head of the queue until one needs building
+ * (then it goes to a worker) or the queue is empty. */
+static void changes_run(struct admin *ad)
+{
+    struct change *ch;
+
+    while (!ad->building && (ch = ad->changes) != NULL) {
+        if (ch->kind == CHANGE_PUT || ch->kind == CHANGE_RELOAD) {
+            ad->building = true;
+            if (worker_run(change_build, change_built, ch) == 0) {
+                return;
+            }
+            /* No thread to be had: build it here, on the loop. */
+            ad->building = false;
+            change_build(ch);
+        }
+        change_apply(ch);
+    }
+}
+
+/* Queues ch for req (the request being routed), which is answered when
+ * ch is applied; takes ch. */
+static void change_submit(struct admin *ad, struct evhttp_request *req,
+                          struct change *ch)
+{
+    ch->ad = ad;
+    if (held_take(ad, &ch->held, req) != 0) {
+        change_free(ch);
+        reply_error(req, 500, "out of memory");
+        return;
+    }
+    *ad->changes_tail = ch;
+    ad->changes_tail = &ch->next;
+    changes_run(ad);
+}
+
+/* A new change of kind for target (a running proxy or NULL), owning text
+ * (may be NULL); NULL when out of memory (then text is freed). */
+static struct change *change_new(enum change_kind kind,
+                                 const struct app_proxy *target, char *text,
+                                 size_t len)
+{
+    struct change *ch = calloc(1, sizeof(*ch));
+
+    if (ch == NULL) {
+        free(text);
+        return NULL;
+    }
+    ch->kind = kind;
+    ch->target = target != NULL ? target->name : NULL;
+    ch->text = text;
+    ch->len = len;
+    return ch;
+}
+
+static void h_rules_put(struct admin *ad, struct evhttp_request *req,
+                        struct evkeyvalq *params)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    struct app_proxy *ap;
+    const char *target;
+    struct change *ch;
+    char *text;
+
+    if (target_proxy(ad, req, params, &target, &ap) != 0) {
+        return;
+    }
+    if (len == 0) {
+        reply_error(req, 400,
+                    "empty body: send a rule document (DELETE /rules "
+                    "removes every rule)");
+        return;
+    }
+    /* The body moves to memory of the change's own (the request may be
+     * freed with its connection while the document is built). */
+    if ((text = malloc(len)) == NULL ||
+        evbuffer_remove(in, text, len) != (ev_ssize_t)len) {
+        free(text);
+        reply_error(req, 500, "out of memory");
+        return;
+    }
+    if ((ch = change_new(CHANGE_PUT, ap, text, len)) == NULL) {
+        reply_error(req, 500, "out of memory");
+        return;
+    }
+    change_submit(ad, req, ch);
+}
+
+static void h_rules_delete(struct admin *ad, struct evhttp_request *req,
+                           struct evkeyvalq *params)
+{
+    struct app_proxy *ap;
+    const char *target;
+    struct change *ch;
+
+    if (target_proxy(ad, req, params, &target, &ap) != 0) {
+        return;
+    }
+    if ((ch = change_new(CHANGE_DELETE, ap, NULL, 0)) == NULL) {
+        reply_error(req, 500, "out of memory");
+        return;
+    }
+    change_submit(ad, req, ch);
+}
+
+/* POST /rules/NAME/enable|disable; name (percent-decoded) is taken. */
+static void rules_toggle(struct admin *ad, struct evhttp_request *req,
+                         char *name, bool enabled)
+{
+    struct change *ch = change_new(enabled ? CHANGE_ENABLE : CHANGE_DISABLE,
+                                   NULL, name, strlen(name));
+
+    if (ch == NULL) {
+        reply_error(req, 500, "out of memory");
+        return;
+    }
+    change_submit(ad, req, ch);
+}
+
 static void h_reload(struct admin *ad, struct evhttp_request *req,
                      struct evkeyvalq *params)
 {
-    struct config_errors errs = {0};
+    struct change *ch;
     (void)params;
 
-    /* app_reload also logs and counts the refusal without a file. */
-    if (app_reload(ad->a, &errs) == 0) {
-        reply_ok_rules(ad, req);
-    } else if (ad->a->config_path == NULL) {
+    if (ad->a->config_path == NULL) {
+        /* app_reload logs and counts the refusal. */
+        app_reload(ad->a, NULL);
         reply_error(req, 409,
                     "no config file (-c): nothing to reload; use PUT "
                     "/rules");
-    } else {
-        reply_problems(req, 400, "reload failed; the old rules are kept",
-                       &errs);
+        return;
     }
-    config_errors_free(&errs);
+    if ((ch = change_new(CHANGE_RELOAD, NULL, NULL, 0)) == NULL) {
+        reply_error(req, 500, "out of memory");
+        return;
+    }
+    ch->path = ad->a->config_path;
+    change_submit(ad, req, ch);
 }
 
 /* --------------------------------------------------------------------- */
@@ -956,16 +1404,15 @@ static bool route_toggle(struct admin *ad, struct evhttp_request *req,
     }
     if (len != strlen(name)) {
         reply_error(req, 400, "a rule name cannot contain NUL");
+        free(name);
     } else {
         rules_toggle(ad, req, name, enable);
     }
-    free(name);
     return true;
 }
 
-static void on_request(struct evhttp_request *req, void *arg)
+static void route(struct admin *ad, struct evhttp_request *req)
 {
-    struct admin *ad = arg;
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
     const char *query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
@@ -1012,6 +1459,23 @@ static void on_request(struct evhttp_request *req, void *arg)
     evhttp_clear_headers(&params);
 }
 
+/* evhttp read a whole request. */
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    struct admin *ad = arg;
+    struct conn_track *c = conn_of(ad, req);
+
+    /* No deadline while it is answered (a held request may take a while);
+     * the next request's starts when this reply has gone. */
+    if (c != NULL) {
+        evtimer_del(c->timer);
+        evhttp_request_set_on_complete_cb(req, on_reply_sent, c);
+    }
+    ad->routing = c;
+    route(ad, req);
+    ad->routing = NULL;
+}
+
 /* --------------------------------------------------------------------- */
 /* Lifecycle                                                               */
 
@@ -1056,6 +1520,7 @@ struct admin *admin_create(struct app *a, const char *addr)
         return NULL;
     }
     ad->a = a;
+    ad->changes_tail = &ad->changes;
     clock_gettime(CLOCK_MONOTONIC, &ad->started);
     evl = evconnlistener_new_bind(
         a->base, NULL, NULL,
@@ -1081,6 +1546,7 @@ struct admin *admin_create(struct app *a, const char *addr)
                       EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
                       EVHTTP_REQ_TRACE | EVHTTP_REQ_PATCH);
     evhttp_set_gencb(ad->http, on_request, ad);
+    evhttp_set_bevcb(ad->http, on_accept_bev, ad);
     log_msg(LOG_INFO, "admin API: listening on %s:%s", spec.host, spec.port);
     return ad;
 fail:
@@ -1094,16 +1560,34 @@ void admin_destroy(struct admin *ad)
     if (ad == NULL) {
         return;
     }
-    /* Pending /health requests: their probes stop here. A request still
-     * on its connection is freed by evhttp_free; a detached one is ours. */
+    /* Every connection closes: on_conn_close forgets the requests held on
+     * them. What is left held afterwards was detached from its
+     * connection: ours to free. */
+    evhttp_free(ad->http);
+    while (ad->conns != NULL) {
+        conn_free(ad->conns); /* never attached */
+    }
     while (ad->checks != NULL) {
         struct health *h = ad->checks;
-        struct evhttp_request *req = h->req;
-        if (req != NULL && evhttp_request_get_connection(req) == NULL) {
+        struct evhttp_request *req = held_release(&h->held);
+        if (req != NULL) {
             evhttp_request_free(req);
         }
         health_free(h);
     }
-    evhttp_free(ad->http);
+    for (struct change *ch = ad->changes, *next; ch != NULL; ch = next) {
+        struct evhttp_request *req = held_release(&ch->held);
+        next = ch->next;
+        if (req != NULL) {
+            evhttp_request_free(req);
+        }
+        /* The head, when being built, belongs to its worker thread until
+         * it is done, which will not be seen now: left to the exiting
+         * process. */
+        if (!(ch == ad->changes && ad->building)) {
+            change_free(ch);
+        }
+    }
+    ad->changes = NULL;
     free(ad);
 }

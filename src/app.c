@@ -14,6 +14,7 @@
 
 #include "mcfault/listener.h"
 #include "mcfault/log.h"
+#include "mcfault/resolve.h"
 #include "mcfault/rules.h"
 #include "mcfault/stats.h"
 
@@ -200,48 +201,74 @@ static int map_proxies(struct app *a, const struct config *cfg, bool whole,
     return errs->n == before ? 0 : -1;
 }
 
-/* Validates, builds and swaps in the tables of cfg (freed here). */
-static int apply_config(struct app *a, struct config *cfg, bool whole,
-                        const char *target, const char *what,
-                        struct config_errors *errs)
-{
-    size_t nrules = config_rule_count(cfg);
-    struct app_proxy **map = calloc(cfg->nproxies, sizeof(*map));
-    struct rules **tables = calloc(cfg->nproxies, sizeof(*tables));
-    int rc = -1;
+/*
+ * A rule change between its two halves: the document (its rules moved into
+ * tables) and one table per proxy of it, or the problems found.
+ */
+struct app_change {
+    struct config cfg;
+    struct rules **tables; /* cfg.nproxies of them; NULL: no rules */
+    struct config_errors errs;
+    size_t nrules;
+    bool whole;       /* a reload (every proxy, in order), not a PUT */
+    const char *what; /* "reload" or "PUT /rules", for the log */
+};
 
-    if (map == NULL || tables == NULL) {
-        config_errors_addf(errs, "out of memory");
-        goto done;
+/* Builds the tables of a parsed document into ch; on failure the problem
+ * goes to ch->errs. */
+static void change_tables(struct app_change *ch)
+{
+    ch->nrules = config_rule_count(&ch->cfg);
+    ch->tables = calloc(ch->cfg.nproxies + 1, sizeof(*ch->tables));
+    if (ch->tables == NULL || build_tables(&ch->cfg, ch->tables) != 0) {
+        free(ch->tables);
+        ch->tables = NULL;
+        config_errors_addf(&ch->errs, "out of memory");
     }
-    if (map_proxies(a, cfg, whole, target, map, errs) != 0) {
-        goto done;
+}
+
+struct app_change *app_change_parse(const char *name, const char *text,
+                                    size_t len)
+{
+    struct app_change *ch = calloc(1, sizeof(*ch));
+
+    if (ch == NULL) {
+        return NULL;
     }
-    if (build_tables(cfg, tables) != 0) {
-        config_errors_addf(errs, "out of memory");
-        goto done;
+    ch->what = "PUT /rules";
+    if (config_parse(name, text, len, &ch->cfg, &ch->errs) == 0) {
+        change_tables(ch);
     }
-    for (size_t i = 0; i < cfg->nproxies; i++) {
-        struct proxy *px = &map[i]->px;
-        if (tables[i] != NULL && px->rules != NULL) {
-            rules_carry_counters(tables[i], px->rules);
-        }
-        rules_destroy(px->rules);
-        px->rules = tables[i];
+    return ch;
+}
+
+struct app_change *app_change_load(const char *path)
+{
+    struct app_change *ch = calloc(1, sizeof(*ch));
+
+    if (ch == NULL) {
+        return NULL;
     }
-    rc = 0;
-done:
-    free(map);
-    free(tables);
-    config_free(cfg);
-    if (rc == 0) {
-        stats.reloads_ok++;
-        log_msg(LOG_ERROR, "%s: ok, %zu rule%s", what, nrules,
-                nrules == 1 ? "" : "s");
-    } else {
-        stats.reloads_failed++;
+    ch->what = "reload";
+    ch->whole = true;
+    if (config_load_file(path, &ch->cfg, &ch->errs) == 0) {
+        change_tables(ch);
     }
-    return rc;
+    return ch;
+}
+
+void app_change_free(struct app_change *ch)
+{
+    if (ch == NULL) {
+        return;
+    }
+    for (size_t i = 0; ch->tables != NULL && i < ch->cfg.nproxies; i++) {
+        rules_destroy(ch->tables[i]);
+    }
+    free(ch->tables);
+    config_free(&ch->cfg);
+    config_errors_free(&ch->errs);
+    free(ch);
 }
 
 /* Logs the problems of a refused change and its one summary line. */
@@ -256,51 +283,76 @@ static void log_refused(struct app *a, const char *what,
             app_rule_count(a));
 }
 
-int app_reload(struct app *a, struct config_errors *errs)
+int app_change_apply(struct app *a, struct app_change *ch, const char *target,
+                     struct config_errors *errs)
 {
     struct config_errors mine = {0};
     struct config_errors *e = errs != NULL ? errs : &mine;
     size_t from = e->n;
-    struct config cfg;
+    const char *what = ch->what;
+    size_t nrules = ch->nrules;
+    struct app_proxy **map = NULL;
     int rc = -1;
 
-    if (a->config_path == NULL) {
-        config_errors_addf(e, "no config file (-c); nothing to do");
-        log_msg(LOG_ERROR, "reload: no config file (-c); nothing to do");
-        stats.reloads_failed++;
+    for (size_t i = 0; i < ch->errs.n; i++) {
+        config_errors_addf(e, "%s", ch->errs.msgs[i]);
+    }
+    if (ch->errs.n > 0 || ch->tables == NULL) {
         goto done;
     }
-    if (config_load_file(a->config_path, &cfg, e) != 0) {
-        stats.reloads_failed++;
-        log_refused(a, "reload", e, from);
+    if ((map = calloc(ch->cfg.nproxies + 1, sizeof(*map))) == NULL) {
+        config_errors_addf(e, "out of memory");
         goto done;
     }
-    rc = apply_config(a, &cfg, true, NULL, "reload", e);
-    if (rc != 0) {
-        log_refused(a, "reload", e, from);
+    if (map_proxies(a, &ch->cfg, ch->whole, target, map, e) != 0) {
+        goto done;
     }
+    for (size_t i = 0; i < ch->cfg.nproxies; i++) {
+        struct proxy *px = &map[i]->px;
+        if (ch->tables[i] != NULL && px->rules != NULL) {
+            rules_carry_counters(ch->tables[i], px->rules);
+        }
+        rules_destroy(px->rules);
+        px->rules = ch->tables[i];
+        ch->tables[i] = NULL;
+    }
+    rc = 0;
 done:
+    free(map);
+    if (rc == 0) {
+        stats.reloads_ok++;
+        log_msg(LOG_ERROR, "%s: ok, %zu rule%s", what, nrules,
+                nrules == 1 ? "" : "s");
+    } else {
+        stats.reloads_failed++;
+        log_refused(a, what, e, from);
+    }
+    app_change_free(ch);
     config_errors_free(&mine);
     return rc;
 }
 
-int app_replace_rules(struct app *a, const char *name, const char *text,
-                      size_t len, const char *target,
-                      struct config_errors *errs)
+int app_reload(struct app *a, struct config_errors *errs)
 {
-    struct config cfg;
-    size_t from = errs->n;
+    struct app_change *ch;
 
-    if (config_parse(name, text, len, &cfg, errs) != 0) {
+    if (a->config_path == NULL) {
+        if (errs != NULL) {
+            config_errors_addf(errs, "no config file (-c); nothing to do");
+        }
+        log_msg(LOG_ERROR, "reload: no config file (-c); nothing to do");
         stats.reloads_failed++;
-        log_refused(a, "PUT /rules", errs, from);
         return -1;
     }
-    if (apply_config(a, &cfg, false, target, "PUT /rules", errs) != 0) {
-        log_refused(a, "PUT /rules", errs, from);
+    if ((ch = app_change_load(a->config_path)) == NULL) {
+        if (errs != NULL) {
+            config_errors_addf(errs, "out of memory");
+        }
+        log_msg(LOG_ERROR, "reload: out of memory; kept the old rules");
+        stats.reloads_failed++;
         return -1;
     }
-    return 0;
+    return app_change_apply(a, ch, NULL, errs);
 }
 
 int app_clear_rules(struct app *a, const char *target)
@@ -344,6 +396,7 @@ void app_free(struct app *a)
         struct app_proxy *ap = &a->proxies[i];
         listener_destroy(ap->listener);
         conn_close_all(&ap->px);
+        resolver_destroy(ap->px.resolver);
         rules_destroy(ap->px.rules);
         free(ap->name);
         free(ap->listen);

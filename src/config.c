@@ -71,7 +71,8 @@ struct field {
     const char *name;
     field_set set; /* NULL: the caller handles the key */
     size_t off;    /* where set stores the value in obj */
-    size_t max;    /* set_string: longest value in bytes, 0 no limit */
+    size_t max;    /* set_string: longest value in bytes, 0 no limit;
+                      set_count: the largest value */
 };
 
 static void err_at(struct ctx *c, const yaml_mark_t *m, const char *fmt, ...)
@@ -307,6 +308,36 @@ static int set_u64(struct ctx *c, const struct field *f, const yaml_node_t *v,
             return -1;
         }
         x = 10 * x + d;
+    }
+    *(uint64_t *)((char *)obj + f->off) = x;
+    return 0;
+}
+
+// digit+, from 1 to f->max
+static int set_count(struct ctx *c, const struct field *f, const yaml_node_t *v,
+                     void *obj)
+{
+    char sv[SHOW_BUF];
+    uint64_t x = 0;
+
+    if (!want_scalar(c, f, v, "a positive integer")) {
+        return -1;
+    }
+    const char *s = sval(v);
+    size_t len = slen(v);
+    for (size_t i = 0; i < len && x <= f->max; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            x = 0;
+            break;
+        }
+        x = 10 * x + (unsigned)(s[i] - '0');
+    }
+    if (len == 0 || x < 1 || x > f->max) {
+        err_at(c, &v->start_mark,
+               "'%s' must be an integer from 1 to %zu, "
+               "got '%s'",
+               f->name, f->max, show_node(sv, v));
+        return -1;
     }
     *(uint64_t *)((char *)obj + f->off) = x;
     return 0;
@@ -632,6 +663,7 @@ enum {
     TF_PROXIES,
     TF_SEED,
     TF_ADMIN,
+    TF_MAX_CONNECTIONS,
     TF__COUNT
 };
 
@@ -643,6 +675,9 @@ static const struct field top_fields[TF__COUNT] = {
     [TF_PROXIES] = {"proxies", NULL, 0, 0},
     [TF_SEED] = {"seed", set_u64, offsetof(struct config, seed), 0},
     [TF_ADMIN] = {"admin", set_string, offsetof(struct config, admin), 0},
+    [TF_MAX_CONNECTIONS] = {"max_connections", set_count,
+                            offsetof(struct config, max_connections),
+                            CONFIG_MAX_CONNECTIONS_MAX},
 };
 
 /*

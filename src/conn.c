@@ -17,6 +17,7 @@
 
 #include "conn_int.h"
 #include "mcfault/log.h"
+#include "mcfault/resolve.h"
 #include "mcfault/stats.h"
 
 /* One recv reads at most this much into a buffer every connection shares
@@ -761,6 +762,7 @@ static void on_upstream_write(evutil_socket_t fd, short what, void *arg)
             err = errno;
         }
         if (err != 0) {
+            resolver_invalidate(c->px->resolver); /* moved? look again */
             stats.upstream_errors++;
             log_msg(LOG_ERROR, "conn %d: upstream %s:%s: %s", c->cfd,
                     c->px->upstream_spec.host, c->px->upstream_spec.port,
@@ -948,6 +950,24 @@ static void conn_start(struct conn *c)
     conn_update_events(c);
 }
 
+/* The upstream's address is known (px->upstream): connect. Returns 0, or
+ * -1 with the reason logged. */
+static int conn_connect(struct conn *c)
+{
+    struct proxy *px = c->px;
+
+    if (upstream_connect(c) == 0) {
+        return 0;
+    }
+    if (c->ufd >= 0) {
+        resolver_invalidate(px->resolver); /* moved? look again */
+    }
+    stats.upstream_errors++;
+    log_msg(LOG_ERROR, "conn %d: upstream %s:%s: %s", c->cfd,
+            px->upstream_spec.host, px->upstream_spec.port, strerror(errno));
+    return -1;
+}
+
 int conn_create(struct proxy *px, int fd, const struct sockaddr *peer)
 {
     char name[128];
@@ -958,21 +978,39 @@ int conn_create(struct proxy *px, int fd, const struct sockaddr *peer)
     if ((c = conn_new(px, fd)) == NULL) {
         return -1;
     }
-    if (px->upstream_len == 0 &&
-        addr_resolve(&px->upstream_spec, 0, &px->upstream, &px->upstream_len) !=
-            0) {
-        px->upstream_len = 0;
-    }
-    if (px->upstream_len == 0 || upstream_connect(c) != 0) {
-        stats.upstream_errors++;
-        log_msg(LOG_ERROR, "conn %d: upstream %s:%s: %s", fd,
-                px->upstream_spec.host, px->upstream_spec.port,
-                px->upstream_len == 0 ? "not resolved" : strerror(errno));
+    if (resolver_get(px->resolver, &px->upstream, &px->upstream_len) != 0) {
+        /* Looked up on a thread: the client waits (what it sends is
+         * kept), conn_upstream_resolved goes on. */
+        c->up = UP_RESOLVING;
+    } else if (conn_connect(c) != 0) {
         conn_release(c);
         return -1;
     }
     conn_start(c);
     return 0;
+}
+
+void conn_upstream_resolved(struct proxy *px, int status)
+{
+    struct conn *c = px->conns;
+
+    while (c != NULL) {
+        struct conn *next = c->next; /* c may be freed below */
+        if (c->up == UP_RESOLVING) {
+            if (status != 0 || resolver_get(px->resolver, &px->upstream,
+                                            &px->upstream_len) != 0) {
+                stats.upstream_errors++;
+                log_msg(LOG_ERROR, "conn %d: upstream %s:%s: not resolved",
+                        c->cfd, px->upstream_spec.host, px->upstream_spec.port);
+                conn_free(c);
+            } else if (conn_connect(c) != 0) {
+                conn_free(c);
+            } else {
+                conn_run(c);
+            }
+        }
+        c = next;
+    }
 }
 
 int conn_adopt(struct proxy *px, int cfd, int ufd)

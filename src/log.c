@@ -131,10 +131,51 @@ char *log_printable(const char *s, size_t n, char *out, size_t cap)
     return out;
 }
 
-size_t log_json_byte(unsigned char ch, char *out)
+/*
+ * The length (2 to 4) of the well-formed UTF-8 sequence s[0..n) starts
+ * with, or 0 when it starts none. Unicode's table of well-formed byte
+ * sequences (3-7): the second byte's range depends on the first, which
+ * rules out overlong forms (C0, C1, E0 80..9F, F0 80..8F), surrogates
+ * (ED A0..BF) and code points above U+10FFFF (F4 90.., F5..FF).
+ */
+static size_t utf8_seq_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    unsigned char lo = 0x80;
+    unsigned char hi = 0xbf;
+    size_t len;
+
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        lo = c == 0xe0 ? 0xa0 : 0x80;
+        hi = c == 0xed ? 0x9f : 0xbf;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        lo = c == 0xf0 ? 0x90 : 0x80;
+        hi = c == 0xf4 ? 0x8f : 0xbf;
+    } else {
+        return 0;
+    }
+    if (n < len || s[1] < lo || s[1] > hi) {
+        return 0;
+    }
+    for (size_t i = 2; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+    }
+    return len;
+}
+
+size_t log_json_char(const char *s, size_t n, size_t *used, char *out)
 {
     static const char hex[] = "0123456789abcdef";
+    unsigned char ch = (unsigned char)s[0];
+    size_t len;
 
+    *used = 1;
     if (ch == '"' || ch == '\\') {
         out[0] = '\\';
         out[1] = (char)ch;
@@ -144,6 +185,13 @@ size_t log_json_byte(unsigned char ch, char *out)
         out[0] = (char)ch;
         return 1;
     }
+    if (ch >= 0x80 && (len = utf8_seq_len((const unsigned char *)s, n)) > 0) {
+        memcpy(out, s, len);
+        *used = len;
+        return len;
+    }
+    /* A control byte, DEL, or a byte that is no part of valid UTF-8: its
+     * value as a code point (Latin-1), so no byte is lost. */
     memcpy(out, "\\u00", 4);
     out[4] = hex[ch >> 4];
     out[5] = hex[ch & 15];
@@ -153,9 +201,13 @@ size_t log_json_byte(unsigned char ch, char *out)
 char *log_json_escape(const char *s, size_t n, char *out, size_t cap)
 {
     size_t o = 0;
+    size_t i = 0;
 
-    for (size_t i = 0; i < n && o + 7 < cap; i++) {
-        o += log_json_byte((unsigned char)s[i], out + o);
+    /* Whole characters only: a cut line is still valid JSON and UTF-8. */
+    while (i < n && o + LOG_JSON_CHAR_MAX < cap) {
+        size_t used;
+        o += log_json_char(s + i, n - i, &used, out + o);
+        i += used;
     }
     if (cap > 0) {
         out[o < cap ? o : cap - 1] = '\0';

@@ -3,7 +3,6 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +20,7 @@
 #include "mcfault/conn.h"
 #include "mcfault/listener.h"
 #include "mcfault/log.h"
+#include "mcfault/resolve.h"
 #include "mcfault/rules.h"
 #include "mcfault/stats.h"
 #include "mcfault/worker.h"
@@ -46,7 +46,8 @@ enum {
     OPT_HEALTH,
     OPT_ADMIN,
     OPT_GRACE,
-    OPT_LOG_FILE
+    OPT_LOG_FILE,
+    OPT_MAX_CONNECTIONS
 };
 
 static const struct option long_options[] = {
@@ -59,6 +60,7 @@ static const struct option long_options[] = {
     {"health", required_argument, NULL, OPT_HEALTH},
     {"grace", required_argument, NULL, OPT_GRACE},
     {"log-file", required_argument, NULL, OPT_LOG_FILE},
+    {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
     {"verbose", no_argument, NULL, 'v'},
     {"version", no_argument, NULL, OPT_VERSION},
     {"help", no_argument, NULL, OPT_HELP},
@@ -72,6 +74,7 @@ static void usage(FILE *out)
             "[--admin ADDR:PORT]\n"
             "               [--event-log FILE] [--log-file FILE] "
             "[--grace SECONDS] [-v|-vv]\n"
+            "               [--max-connections N]\n"
             "       mcfault --check-config FILE\n"
             "       mcfault --health ADDR:PORT\n"
             "\n"
@@ -99,6 +102,13 @@ static void usage(FILE *out)
             "      --grace SECONDS       on SIGTERM/SIGINT, let in-flight "
             "replies finish\n"
             "                            for this long (default %d)\n"
+            "      --max-connections N   client connections open at once, "
+            "over all\n"
+            "                            proxies (default %d; also the "
+            "file's\n"
+            "                            max_connections); past it a client "
+            "gets\n"
+            "                            ERROR Too many open connections\n"
             "      --health ADDR:PORT    exit 0 when mcfault there and its "
             "upstream\n"
             "                            answer, 1 otherwise\n"
@@ -111,7 +121,7 @@ static void usage(FILE *out)
             "Environment (flags win over it, it wins over the file):\n"
             "  MCFAULT_LISTEN, MCFAULT_UPSTREAM, MCFAULT_CONFIG   as -l, -u, "
             "-c\n",
-            DEFAULT_GRACE_S);
+            DEFAULT_GRACE_S, LISTENER_MAX_CONNS_DEFAULT);
 }
 
 /* --check-config: 0 when the file is good, 1 otherwise. */
@@ -278,8 +288,21 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     begin_stop(a, (int)sig);
 }
 
-/* Resolves the upstream and opens the listener of every proxy. Returns 0,
- * EXIT_USAGE for a malformed address, or -1. */
+/* A lookup of a proxy's upstream finished: px->upstream follows it (the
+ * admin API's health probe reads it). The resolver logs the outcome. */
+static void on_upstream_resolved(void *arg, int status)
+{
+    struct proxy *px = arg;
+
+    if (status == 0 &&
+        resolver_get(px->resolver, &px->upstream, &px->upstream_len) != 0) {
+        px->upstream_len = 0;
+    }
+    conn_upstream_resolved(px, status);
+}
+
+/* Starts resolving the upstream and opens the listener of every proxy.
+ * Returns 0, EXIT_USAGE for a malformed address, or -1. */
 static int start_proxies(struct app *a)
 {
     for (size_t i = 0; i < a->nproxies; i++) {
@@ -296,16 +319,16 @@ static int start_proxies(struct app *a)
                     ap->name, ap->upstream);
             return EXIT_USAGE;
         }
-        int rc = addr_resolve(&px->upstream_spec, 0, &px->upstream,
-                              &px->upstream_len);
-        if (rc != 0) {
-            /* In compose the upstream's name may appear later; connections
-             * are refused (closed) until it does. */
-            log_msg(LOG_ERROR,
-                    "%s: upstream %s:%s: %s (will retry per "
-                    "connection)",
-                    ap->name, px->upstream_spec.host, px->upstream_spec.port,
-                    gai_strerror(rc));
+        px->resolver =
+            resolver_create(&px->upstream_spec, on_upstream_resolved, px);
+        if (px->resolver == NULL) {
+            fprintf(stderr, "mcfault: out of memory\n");
+            return -1;
+        }
+        /* A name is looked up on a thread, starting now; in compose it may
+         * appear later: a failure is logged, and connections are refused
+         * (closed) until a lookup finds it. */
+        if (resolver_get(px->resolver, &px->upstream, &px->upstream_len) != 0) {
             px->upstream_len = 0;
         }
         ap->listener = listener_create(px, &ls);
@@ -349,6 +372,7 @@ int main(int argc, char **argv)
     const char *log_path = NULL;
     const char *admin_arg = NULL;
     struct admin *admin = NULL;
+    size_t max_conns = 0; /* 0: --max-connections not given */
     int opt;
 
     memset(&a, 0, sizeof(a));
@@ -395,6 +419,19 @@ int main(int argc, char **argv)
                 return EXIT_USAGE;
             }
             grace_seconds = (unsigned)g;
+            break;
+        }
+        case OPT_MAX_CONNECTIONS: {
+            char *end;
+            unsigned long m = strtoul(optarg, &end, 10);
+            if (*optarg < '0' || *optarg > '9' || *end != '\0' || m < 1 ||
+                m > CONFIG_MAX_CONNECTIONS_MAX) {
+                fprintf(stderr,
+                        "mcfault: --max-connections: want 1..%d, got '%s'\n",
+                        CONFIG_MAX_CONNECTIONS_MAX, optarg);
+                return EXIT_USAGE;
+            }
+            max_conns = (size_t)m;
             break;
         }
         case OPT_VERSION:
@@ -461,6 +498,13 @@ int main(int argc, char **argv)
     if (app_setup(&a, &cfg) != 0) {
         goto done;
     }
+    /* The flag wins over the file, the file over memcached's default. */
+    if (max_conns == 0) {
+        max_conns = cfg.max_connections != 0 ? (size_t)cfg.max_connections
+                                             : LISTENER_MAX_CONNS_DEFAULT;
+    }
+    listener_set_max_connections(max_conns,
+                                 a.nproxies + (admin_arg != NULL ? 1 : 0));
     if ((rc = start_proxies(&a)) != 0) {
         rc = rc == EXIT_USAGE ? EXIT_USAGE : EXIT_FAILURE;
         goto done;

@@ -24,12 +24,17 @@ struct addr_spec {
  */
 int addr_parse(const char *s, const char *default_port, struct addr_spec *out);
 
+/* Flags of addr_resolve (0: an address to connect to, names looked up). */
+#define ADDR_PASSIVE 1 /* an address to bind (a listener) */
+#define ADDR_NUMERIC 2 /* no name lookup: a numeric address or an error */
+
 /*
- * Resolves spec with getaddrinfo (numeric only when numeric is nonzero) into
- * the first usable address. Returns 0, or a getaddrinfo error code (see
- * gai_strerror).
+ * Resolves spec with getaddrinfo (blocking when it has to look a name up)
+ * into the first usable address; flags are ADDR_* bits. Returns 0, or a
+ * getaddrinfo error code (see gai_strerror; EAI_NONAME for a name when
+ * ADDR_NUMERIC is given).
  */
-int addr_resolve(const struct addr_spec *spec, int passive,
+int addr_resolve(const struct addr_spec *spec, int flags,
                  struct sockaddr_storage *ss, socklen_t *len);
 
 /* Formats an address as "host:port" / "[v6]:port" into buf. */

@@ -58,27 +58,49 @@ size_t app_rule_count(const struct app *a);
 struct app_proxy *app_find_proxy(struct app *a, const char *name);
 
 /*
- * SIGHUP and POST /reload: re-reads a->config_path; the new tables are
- * built completely, then swapped in, keeping counters of rules whose name
- * is unchanged. A bad file, or one that changes what only a restart can
- * (proxies, addresses), keeps every old table. Logs one line with the
- * outcome. Returns 0, or -1 with each problem appended to *errs (when not
- * NULL; always logged).
+ * A rule change in two halves, so that the slow one can run off the loop:
+ * app_change_parse / app_change_load read the document and build its rule
+ * tables; app_change_apply matches it with the running proxies and swaps
+ * the tables in. The first half is pure (config.c and rules.c keep no
+ * global state; it reads no app state): it may run on a worker thread.
  */
-int app_reload(struct app *a, struct config_errors *errs);
+struct app_change;
 
 /*
- * PUT /rules: text[0..len) is a rule document with the schema of the file
- * (name used in messages). Its proxies are matched by name with the running
- * ones (a single-proxy document, named "default", applies to the only
- * proxy; with several, target names it); listen/upstream, when given, must
- * equal the running ones. Proxies the document does not mention keep their
- * rules. Validation and swap as app_reload. Returns 0, or -1 with every
- * problem in *errs.
+ * PUT /rules, first half: parses text[0..len) (name used in messages) as
+ * a rule document with the schema of the file and builds its tables. The
+ * problems found, if any, are kept for app_change_apply. Returns the
+ * change, or NULL when out of memory.
  */
-int app_replace_rules(struct app *a, const char *name, const char *text,
-                      size_t len, const char *target,
-                      struct config_errors *errs);
+struct app_change *app_change_parse(const char *name, const char *text,
+                                    size_t len);
+
+/* POST /reload and SIGHUP, first half: the same for the file at path. */
+struct app_change *app_change_load(const char *path);
+
+/*
+ * Second half, on the loop's thread: applies ch and frees it. A parsed
+ * document's proxies are matched by name with the running ones (a
+ * single-proxy document, named "default", applies to the only proxy;
+ * with several, target names it); listen/upstream, when given, must equal
+ * the running ones; proxies it does not mention keep their rules. A loaded
+ * file must name every running proxy, in order, with the same addresses.
+ * The new tables are swapped in, keeping the counters of rules whose name
+ * is unchanged; with any problem nothing changes. Counts the outcome in
+ * stats (reloads_ok / reloads_failed) and logs one line, and each problem.
+ * Returns 0, or -1 with every problem appended to *errs (when not NULL).
+ */
+int app_change_apply(struct app *a, struct app_change *ch, const char *target,
+                     struct config_errors *errs);
+
+/* Frees a change without applying it. NULL is allowed. */
+void app_change_free(struct app_change *ch);
+
+/*
+ * SIGHUP: both halves of re-reading a->config_path at once, on the loop.
+ * Returns as app_change_apply; no -c is a failure too (logged, counted).
+ */
+int app_reload(struct app *a, struct config_errors *errs);
 
 /* DELETE /rules: every proxy (target NULL) or the named one loses all its
  * rules. Returns 0, or -1 when target names no proxy. */

@@ -14,6 +14,9 @@
 
 /* A config file larger than this is refused (a rule file, not a dump). */
 #define CONFIG_FILE_MAX (16 * 1024 * 1024)
+/* max_connections and --max-connections: each client costs two descriptors,
+ * and Linux allows a process 1048576 (fs.nr_open) unless raised. */
+#define CONFIG_MAX_CONNECTIONS_MAX 500000
 
 /* One proxy: a listener, an upstream, its rules. */
 struct config_proxy {
@@ -30,7 +33,8 @@ struct config {
     size_t nproxies;
     bool has_seed;
     uint64_t seed;
-    char *admin; /* admin: ADDR:PORT, NULL when absent (issue 4) */
+    char *admin;              /* admin: ADDR:PORT, NULL when absent (issue 4) */
+    uint64_t max_connections; /* 1..CONFIG_MAX_CONNECTIONS_MAX, 0 absent */
 };
 
 /* Collected problems, in file order. */
@@ -50,7 +54,8 @@ struct config_errors {
  *   listen, upstream, rules           (one proxy, named "default")
  * or
  *   proxies: [{name, listen, upstream, rules}, ...]
- * plus optional seed (non-negative integer) and admin (ADDR:PORT).
+ * plus optional seed (non-negative integer), admin (ADDR:PORT) and
+ * max_connections (1..CONFIG_MAX_CONNECTIONS_MAX).
  * A rule is a mapping: name, command, key, action, message, delay, jitter,
  * probability, after, limit, forward, enabled. Unknown keys are errors.
  */

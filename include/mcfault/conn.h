@@ -24,8 +24,9 @@ struct proxy {
     struct rules *rules; /* NULL: no rules; swapped on reload */
     struct addr_spec upstream_spec;
     struct sockaddr_storage upstream;
-    socklen_t upstream_len; /* 0 until resolved */
-    struct conn *conns;     /* open connections, for shutdown */
+    socklen_t upstream_len;    /* 0 until resolved */
+    struct resolver *resolver; /* upstream_spec's address, looked up */
+    struct conn *conns;        /* open connections, for shutdown */
     uint64_t conns_total;
     uint64_t conns_now;
 };
@@ -36,6 +37,12 @@ struct proxy {
  * logged. Returns 0 or -1.
  */
 int conn_create(struct proxy *px, int fd, const struct sockaddr *peer);
+
+/*
+ * A lookup of px's upstream name finished (status 0, or a getaddrinfo
+ * error): the connections waiting for it connect, or close when it failed.
+ */
+void conn_upstream_resolved(struct proxy *px, int status);
 
 /*
  * Like conn_create, for a client socket cfd whose upstream ufd is already

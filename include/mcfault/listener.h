@@ -1,13 +1,44 @@
 /*
- * The listening socket: accepts clients and hands them to conn_create.
+ * The listening socket: accepts clients and hands them to conn_create,
+ * within the connection limit, and pauses (instead of spinning) while the
+ * process is out of file descriptors.
  */
 #ifndef MCFAULT_LISTENER_H
 #define MCFAULT_LISTENER_H
 
+#include <stddef.h>
+
 #include "mcfault/addr.h"
 #include "mcfault/conn.h"
 
+/* Client connections allowed over all proxies unless told otherwise:
+ * memcached's -c default. */
+#define LISTENER_MAX_CONNS_DEFAULT 1024
+
+/* What a client past the limit reads before the close: memcached's own
+ * words, so clients that know memcached know what happened. */
+#define LISTENER_FULL_REPLY "ERROR Too many open connections\r\n"
+
+/* Out of descriptors, accepting is retried this often: short enough that
+ * waiting clients hardly notice, long enough to cost nothing. */
+#define LISTENER_RETRY_MS 100
+
+/* Descriptors needed besides two per client (its socket and its upstream's)
+ * and one per listener: stdio, the event loop and its signal pipe, the
+ * worker pipe, log files, the admin API and its clients, name lookups. */
+#define LISTENER_FD_SLACK 64
+
 struct listener;
+
+/*
+ * Sets the limit every listener enforces: while max client connections are
+ * open over all proxies (stats.connections_now), a new client gets
+ * LISTENER_FULL_REPLY and is closed; open ones are untouched. Then raises
+ * the soft RLIMIT_NOFILE, up to the hard limit, to what max connections and
+ * nlisteners listeners need (never lowers it); says at -v what it did and
+ * warns when the hard limit is too low. Call once, before listener_create.
+ */
+void listener_set_max_connections(size_t max, size_t nlisteners);
 
 /*
  * Binds spec (resolved as a passive address) and starts accepting into px.
@@ -17,7 +48,8 @@ struct listener;
 struct listener *listener_create(struct proxy *px,
                                  const struct addr_spec *spec);
 
-/* Stops accepting and frees the listener. */
+/* Stops accepting and frees the listener (a client held back for want of
+ * descriptors is closed). */
 void listener_destroy(struct listener *l);
 
 #endif

@@ -40,15 +40,28 @@ void log_trace(char dir, int fd, const char *text, size_t len);
  */
 char *log_printable(const char *s, size_t n, char *out, size_t cap);
 
-/* Writes JSON's escaping of byte ch (at most 6 bytes, no NUL) into out and
- * returns its length: the building block of log_json_escape. */
-size_t log_json_byte(unsigned char ch, char *out);
+/* The longest escape log_json_char writes (\u00HH). */
+#define LOG_JSON_CHAR_MAX 6
+
+/*
+ * Writes JSON's form of the character that starts s[0..n) (n > 0) into
+ * out (room for LOG_JSON_CHAR_MAX bytes; no NUL) and returns its length;
+ * *used gets the number of bytes of s it stands for (1 to 4). A
+ * well-formed UTF-8 sequence is copied as it is. Quotes and backslashes
+ * are escaped with a backslash; control bytes, DEL and every byte that is
+ * not part of a well-formed UTF-8 sequence (overlong, surrogate, above
+ * U+10FFFF, truncated, a lone continuation byte) become \u00HH, the byte
+ * read as Latin-1, one escape per byte. So any bytes give valid JSON in
+ * valid UTF-8, at most 6 output bytes per input byte: the building block
+ * of log_json_escape and the admin API's strings.
+ */
+size_t log_json_char(const char *s, size_t n, size_t *used, char *out);
 
 /*
  * Writes s[0..n) into out (room for cap bytes, NUL-terminated) as the
- * inside of a JSON string: quotes, backslashes and control bytes escaped,
- * bytes of 0x80 and above as \u00HH so the line is always valid JSON.
- * Returns out.
+ * inside of a JSON string, as log_json_char does character by character;
+ * 6 * n + 1 bytes of room always suffice. When out is too small the text
+ * is cut before a whole character, never inside one. Returns out.
  */
 char *log_json_escape(const char *s, size_t n, char *out, size_t cap);
 

@@ -4,6 +4,7 @@
 
 import atexit
 import os
+import resource
 import select
 import shutil
 import signal
@@ -165,28 +166,34 @@ class Mcfault:
     """An mcfault process listening on 127.0.0.1:port and forwarding to
     127.0.0.1:upstream_port. Its stderr goes to a temporary file."""
 
-    def __init__(self, upstream_port, args=(), port=None):
+    def __init__(self, upstream_port, args=(), port=None, binary=None,
+                 env=None):
+        """binary: the mcfault to run (default MCFAULT_BIN); env: variables
+        to set on top of this process's environment."""
         self.port = port if port is not None else free_port()
         self.upstream_port = upstream_port
         self.args = list(args)
+        self.binary = binary if binary is not None else MCFAULT_BIN
+        self.extra_env = dict(env or {})
         self.proc = None
         self.stderr_path = None
         self.returncode = None
         self._stderr_final = None
 
     def command(self):
-        return [MCFAULT_BIN, '-l', '%s:%d' % (HOST, self.port),
+        return [self.binary, '-l', '%s:%d' % (HOST, self.port),
                 '-u', '%s:%d' % (HOST, self.upstream_port)] + self.args
 
     def start(self, timeout=15.0):
-        if not os.access(MCFAULT_BIN, os.X_OK):
+        if not os.access(self.binary, os.X_OK):
             raise RuntimeError('mcfault binary not found or not executable: '
-                               '%s (set MCFAULT_BIN)' % MCFAULT_BIN)
+                               '%s (set MCFAULT_BIN)' % self.binary)
         fd, self.stderr_path = tempfile.mkstemp(prefix='mcfault-',
                                                 suffix='.stderr')
         env = dict(os.environ)
         env.setdefault('ASAN_OPTIONS', 'detect_leaks=1')
         env.setdefault('UBSAN_OPTIONS', 'print_stacktrace=1')
+        env.update(self.extra_env)
         try:
             self.proc = subprocess.Popen(self.command(),
                                          stdin=subprocess.DEVNULL,
@@ -356,6 +363,52 @@ def stop_process(pid, timeout=5.0):
 
     if not wait_for(all_stopped, timeout, 0.005):
         raise RuntimeError('process %d did not stop' % pid)
+
+
+def tcp_queues(local_port, remote_port):
+    """(tx_queue, rx_queue) of the TCP socket 127.0.0.1:local_port <->
+    127.0.0.1:remote_port from /proc/net/tcp, or None. tx_queue: bytes
+    written but not yet acknowledged by the peer; rx_queue: bytes received
+    but not yet read by the process owning the socket."""
+    want_local = '0100007F:%04X' % local_port
+    want_remote = '0100007F:%04X' % remote_port
+    with open('/proc/net/tcp') as f:
+        next(f)
+        for line in f:
+            parts = line.split()
+            if parts[1] == want_local and parts[2] == want_remote:
+                tx, rx = parts[4].split(':')
+                return int(tx, 16), int(rx, 16)
+    return None
+
+
+def binary_has_asan(path):
+    """Whether the executable at path is built with AddressSanitizer (it
+    references __asan_init, linked statically or dynamically)."""
+    with open(path, 'rb') as f:
+        return b'__asan_init' in f.read()
+
+
+def asan_env_for_memory():
+    """ASAN_OPTIONS for an mcfault whose RSS is measured: ASan keeps freed
+    memory in a quarantine (256 MiB by default), which would count freed
+    buffers as resident. A small quarantine keeps RSS close to what the
+    process holds. Only the extra options; harmless for other builds."""
+    base = os.environ.get('ASAN_OPTIONS', 'detect_leaks=1')
+    return {'ASAN_OPTIONS': base + ':quarantine_size_mb=4'
+            ':thread_local_quarantine_size_kb=64'}
+
+
+def raise_nofile(want):
+    """Raises this process's soft RLIMIT_NOFILE to at least want (children
+    started afterwards inherit it). Returns the new soft limit, which is
+    lower than want when the hard limit is."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= want:
+        return soft
+    new = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+    return new
 
 
 def wait_for(pred, timeout=5.0, interval=0.05):

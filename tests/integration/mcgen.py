@@ -660,9 +660,18 @@ class Reference:
 
 
 # --------------------------------------------------------------------------
-# Proxy-made replies (--debug-inject PREFIX)
+# Proxy-made replies: an error rule answers every command with a key that
+# starts with INJECT_PREFIX (any of its keys, for multi-key commands) with
+# SERVER_ERROR mcfault injected (nothing for classic noreply; a data block
+# is swallowed).
 
 INJECT_PREFIX = b'inj:'
+INJECT_RULES = '''rules:
+  - name: inj
+    key: "%s*"
+    action: error
+    message: %s
+''' % (INJECT_PREFIX.decode(), harness.INJECT_REPLY[:-2].decode())
 
 # Command-looking text for injected data blocks: if mcfault forwarded any of
 # it, memcached would store the victim key.
@@ -704,7 +713,15 @@ class InjUnit:
 
 class InjectGen(StreamGen):
     """StreamGen that also makes well-formed commands whose first key starts
-    with INJECT_PREFIX."""
+    with INJECT_PREFIX. The units StreamGen makes never have such a key (a
+    base64 key is matched decoded), so they are never injected."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        for k in self.b64keys:
+            if base64.b64decode(k).startswith(INJECT_PREFIX):
+                raise AssertionError('base64 key %r decodes to the inject '
+                                     'prefix (test generator bug)' % k)
 
     def inj_key(self):
         rng = self.rng

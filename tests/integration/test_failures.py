@@ -594,7 +594,8 @@ class CommandLineTest(unittest.TestCase):
             ['-l', '127.0.0.1:0', '-u', good_u],
             ['-l', '127.0.0.1:%d' % free, '-u', '127.0.0.1:65536'],
             ['-l', '[::1', '-u', good_u],
-            ['-l', '127.0.0.1:%d' % free, '-u', good_u, '--debug-inject'],
+            ['-l', '127.0.0.1:%d' % free, '-u', good_u, '-c'],
+            ['-l', '127.0.0.1:%d' % free, '-u', good_u, '--event-log'],
             ['-l', '127.0.0.1:%d' % free, '-u', good_u, 'stray'],
         ]
         for args in cases:

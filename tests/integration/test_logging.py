@@ -5,7 +5,9 @@
 import re
 import unittest
 
+import faultkit
 import harness
+import mcgen
 
 
 def client_fd(tc, mcfault, sock):
@@ -89,8 +91,9 @@ class VeryVerboseInjectTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.mc = harness.start_memcached_for_class(cls)
+        rules = faultkit.write_class_file(cls, mcgen.INJECT_RULES)
         cls.mcfault = harness.start_mcfault_for_class(
-            cls, cls.mc.port, ['-vv', '--debug-inject', 'inj:'])
+            cls, cls.mc.port, ['-vv', '-c', rules])
 
     def test_injected_command_and_reply_logged(self):
         s = harness.connect(self.mcfault.port)

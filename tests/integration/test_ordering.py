@@ -1,9 +1,10 @@
-# Proxy-made replies (--debug-inject inj:) must land exactly where
-# memcached's reply to the injected command would have been. The expected
-# stream comes from a direct memcached run of the same pipeline in which each
-# injected command is replaced by a marker get (pre-stored __mark_N), whose
-# unique reply is then swapped for SERVER_ERROR mcfault injected (or dropped
-# for classic noreply commands, which the direct run leaves out).
+# Proxy-made replies (an error rule on keys inj:*, mcgen.INJECT_RULES) must
+# land exactly where memcached's reply to the injected command would have
+# been. The expected stream comes from a direct memcached run of the same
+# pipeline in which each injected command is replaced by a marker get
+# (pre-stored __mark_N), whose unique reply is then swapped for SERVER_ERROR
+# mcfault injected (or dropped for classic noreply commands, which the
+# direct run leaves out).
 
 import base64
 import itertools
@@ -15,6 +16,7 @@ import threading
 import time
 import unittest
 
+import faultkit
 import harness
 import mcgen
 from mcgen import InjUnit, marker_reply, marker_request
@@ -123,8 +125,9 @@ class OrderingTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.upstream_port = harness.free_port()
+        rules = faultkit.write_class_file(cls, mcgen.INJECT_RULES)
         cls.mcfault = harness.start_mcfault_for_class(
-            cls, cls.upstream_port, ['--debug-inject', 'inj:'])
+            cls, cls.upstream_port, ['-c', rules])
 
     def servers(self):
         """Fresh reference, direct and upstream memcacheds, markers stored
@@ -264,14 +267,17 @@ class OrderingTest(unittest.TestCase):
         items += [b'get q%d\r\n' % i for i in range(40)]
         self.check(lambda ref: realize(items, ref), 3, what='quiet runs')
 
-    def test_first_key_decides(self):
+    def test_any_key_decides(self):
+        # A rule fires when any key of the command matches its glob; keys
+        # that only look like inj:* do not.
         items = [b'set foo 0 0 3\r\nbar\r\n',
-                 b'get foo inj:a\r\n',          # first key foo: forwarded
-                 b'gets foo inj:a\r\n',
-                 b'gat 0 foo inj:a\r\n',
+                 inj(b'get foo inj:a\r\n'),     # a later key: injected
+                 inj(b'gets foo inj:a\r\n'),
+                 inj(b'gat 0 foo inj:a\r\n'),
                  b'get xinj:a\r\n', b'get inj\r\n', b'get INJ:a\r\n',
+                 b'get foo xinj:a INJ:a inj foo\r\n',   # forwarded
                  b'mg foo v\r\n',
-                 inj(b'get inj:a foo\r\n'),     # first key inj:a: injected
+                 inj(b'get inj:a foo\r\n'),     # the first key: injected
                  inj(b'gat 0 inj:a foo\r\n'),
                  inj(b'gats 3600 inj:a\r\n'),
                  inj(b'get inj:\r\n'),
@@ -281,14 +287,16 @@ class OrderingTest(unittest.TestCase):
                  inj(b'get inj:long ' + b' '.join(b'k%d' % i
                                                  for i in range(600))
                      + b'\r\n'),
-                 b'get foo ' + b' '.join(b'inj:%d' % i for i in range(600))
+                 inj(b'get foo ' + b' '.join(b'inj:%d' % i
+                                             for i in range(600)) + b'\r\n'),
+                 b'get foo ' + b' '.join(b'k%d' % i for i in range(600))
                  + b'\r\n',
                  inj(b'set inj:t 0 0 1 noreply \r\nx\r\n', True),
                  inj(b'delete inj:t 0 noreply\r\n', True),
                  inj(b'delete inj:t 0\r\n'),
                  inj(b'ms inj:t 1 T0 q\nx\r\n'),
                  b'get foo\r\n']
-        self.check(lambda ref: realize(items, ref), 5, what='first key')
+        self.check(lambda ref: realize(items, ref), 5, what='any key')
 
     def test_reply_line_holding_a_bare_newline(self):
         # memcached 1.6.18 answers a vivifying mg with b and k flags with the

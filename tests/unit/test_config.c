@@ -545,6 +545,79 @@ static void test_good_details(void **state)
     config_free(&cfg);
 }
 
+/* ---- max_connections ---- */
+
+struct count_case {
+    const char *value; /* as written after "max_connections: " */
+    uint64_t want;     /* 0: refused */
+};
+
+static const struct count_case count_cases[] = {
+    {"1", 1},    {"1024", 1024}, {"500000", 500000},
+    {"007", 7},  {"\"64\"", 64}, {"0", 0},
+    {"000", 0},  {"500001", 0},  {"18446744073709551617", 0},
+    {"-1", 0},   {"+5", 0},      {"1.5", 0},
+    {"1e3", 0},  {"0x10", 0},    {"ten", 0},
+    {"\"\"", 0}, {"' 5'", 0},
+};
+
+/* Each value alone at the top level: taken as the number, or refused
+ * with the value quoted as YAML read it. */
+static void test_max_connections(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(count_cases) / sizeof(*count_cases); i++) {
+        const struct count_case *c = &count_cases[i];
+        char text[128];
+        char want[256];
+        char shown[64];
+        struct config cfg;
+        struct config_errors errs = {0};
+
+        snprintf(text, sizeof(text), "max_connections: %s\n", c->value);
+        int rc = parse(text, &cfg, &errs);
+        if (c->want != 0) {
+            if (rc != 0) {
+                print_message("good: %s\n", text);
+                dump_errors(&errs);
+            }
+            assert_int_equal(rc, 0);
+            assert_int_equal(cfg.max_connections, c->want);
+            config_free(&cfg);
+            continue;
+        }
+        /* the scalar's text: quotes stripped */
+        size_t n = strlen(c->value);
+        bool quoted = c->value[0] == '"' || c->value[0] == '\'';
+        snprintf(shown, sizeof(shown), "%.*s", (int)(quoted ? n - 2 : n),
+                 c->value + quoted);
+        snprintf(want, sizeof(want),
+                 "t.yaml:1:18: 'max_connections' must be an integer from 1 "
+                 "to %d, got '%s'",
+                 CONFIG_MAX_CONNECTIONS_MAX, shown);
+        if (rc != -1 || errs.n != 1 || strcmp(errs.msgs[0], want) != 0) {
+            print_message("bad: %s\n  want: %s\n", text, want);
+            dump_errors(&errs);
+        }
+        assert_int_equal(rc, -1);
+        assert_int_equal(errs.n, 1);
+        assert_string_equal(errs.msgs[0], want);
+        config_errors_free(&errs);
+    }
+
+    /* absent: 0, and the proxies form takes it too */
+    struct config cfg;
+    parse_ok(__func__, "seed: 1\n", &cfg);
+    assert_int_equal(cfg.max_connections, 0);
+    config_free(&cfg);
+    parse_ok(__func__,
+             "max_connections: 3\nproxies:\n  - {listen: a, upstream: b}\n",
+             &cfg);
+    assert_int_equal(cfg.max_connections, 3);
+    assert_int_equal(cfg.nproxies, 1);
+    config_free(&cfg);
+}
+
 /* ---- bad files ---- */
 
 struct bad_case {
@@ -601,7 +674,21 @@ static const struct bad_case bad_cases[] = {
     {"unknown top-level key",
      "listen: a\nrule: []\n",
      {"t.yaml:2:1: unknown key 'rule' at top level (known: listen, "
-      "upstream, rules, proxies, seed, admin)"}},
+      "upstream, rules, proxies, seed, admin, max_connections)"}},
+    {"max_connections not a number",
+     "proxies:\n  - {listen: a, upstream: b}\nmax_connections: 1k\n",
+     {"t.yaml:3:18: 'max_connections' must be an integer from 1 to 500000, "
+      "got '1k'"}},
+    {"max_connections missing or not a scalar",
+     "max_connections:\n",
+     {"t.yaml:1:17: missing value for 'max_connections'"}},
+    {"max_connections a list",
+     "max_connections: [5]\n",
+     {"t.yaml:1:18: expected a positive integer"}},
+    {"max_connections inside a proxy",
+     "proxies:\n  - {listen: a, upstream: b, max_connections: 5}\n",
+     {"t.yaml:2:30: unknown key 'max_connections' in proxy (known: name, "
+      "listen, upstream, rules)"}},
     {"duplicate top-level key",
      "listen: a\nupstream: b\nlisten: c\n",
      {"t.yaml:3:1: duplicate key 'listen' (first at line 1)"}},
@@ -947,7 +1034,8 @@ static void test_errors_append(void **state)
                         "got 'a'");
     assert_string_equal(errs.msgs[1],
                         "t.yaml:1:1: unknown key 'bogus' at top level (known: "
-                        "listen, upstream, rules, proxies, seed, admin)");
+                        "listen, upstream, rules, proxies, seed, admin, "
+                        "max_connections)");
     assert_string_equal(errs.msgs[2],
                         "t.yaml:2:7: 'seed' must be a non-negative integer, "
                         "got 'b'");
@@ -975,7 +1063,8 @@ static void test_error_cap(void **state)
     assert_int_equal(errs.n, 101);
     assert_string_equal(errs.msgs[0],
                         "t.yaml:1:1: unknown key 'k0' at top level (known: "
-                        "listen, upstream, rules, proxies, seed, admin)");
+                        "listen, upstream, rules, proxies, seed, admin, "
+                        "max_connections)");
     assert_string_equal(errs.msgs[100],
                         "t.yaml: too many errors, stopped after 100");
     config_errors_free(&errs);
@@ -1093,6 +1182,7 @@ int main(void)
         cmocka_unit_test(test_multi_proxy),
         cmocka_unit_test(test_good_table),
         cmocka_unit_test(test_good_details),
+        cmocka_unit_test(test_max_connections),
         cmocka_unit_test(test_bad_table),
         cmocka_unit_test(test_nul_in_input),
         cmocka_unit_test(test_errors_append),
