@@ -193,6 +193,20 @@ static int forward_health_probe(struct conn *c)
 
 /* ---- the rule table ---- */
 
+static int grow_keys(size_t cap)
+{
+    if (cap < APPLY_KEYS_INIT) {
+        cap = APPLY_KEYS_INIT;
+    }
+    struct proto_tok *k = realloc(keys, sizeof(*k) * cap);
+    if (k == NULL) {
+        return -1;
+    }
+    keys = k;
+    keys_cap = cap;
+    return 0;
+}
+
 /* Collects the keys of cmd for the rule table (a base64 key decoded).
  * Returns -1 when out of memory. */
 static int collect_keys(const struct proto_cmd *cmd, struct rules_subject *s)
@@ -202,17 +216,22 @@ static int collect_keys(const struct proto_cmd *cmd, struct rules_subject *s)
     size_t n = 0;
 
     s->key_base = cmd->line;
-    while (proto_cmd_next_key(cmd, &pos, &key)) {
-        if (n == keys_cap) {
-            size_t cap = keys_cap ? keys_cap * 2 : APPLY_KEYS_INIT;
-            struct proto_tok *k = realloc(keys, sizeof(*k) * cap);
-            if (k == NULL) {
+    if (cmd->ntokens < PROTO_MAX_TOKENS - 1 && cmd->key_index > 0 &&
+        cmd->key_index + cmd->nkeys <= cmd->ntokens &&
+        cmd->nkeys <= APPLY_KEYS_INIT) {
+        /* The whole line is in tok[]: the keys are tokens. */
+        if (keys == NULL && grow_keys(APPLY_KEYS_INIT) != 0) {
+            return -1;
+        }
+        n = cmd->nkeys;
+        memcpy(keys, &cmd->tok[cmd->key_index], n * sizeof(*keys));
+    } else {
+        while (proto_cmd_next_key(cmd, &pos, &key)) {
+            if (n == keys_cap && grow_keys(keys_cap * 2) != 0) {
                 return -1;
             }
-            keys = k;
-            keys_cap = cap;
+            keys[n++] = key;
         }
-        keys[n++] = key;
     }
     size_t dlen;
     if (n == 1 && cmd->key_base64 &&

@@ -179,8 +179,21 @@ bool fault_refused_by_memcached(const struct proto_cmd *cmd)
     if (is_meta_keyed(cmd->op) && cmd->opaque.len > FAULT_OPAQUE_MAX) {
         return true;
     }
+    if (cmd->key_base64) {
+        return false;
+    }
+    if (cmd->ntokens < PROTO_MAX_TOKENS - 1 && cmd->key_index > 0 &&
+        cmd->key_index + cmd->nkeys <= cmd->ntokens) {
+        /* The whole line is in tok[]: the keys are tokens. */
+        for (uint32_t i = 0; i < cmd->nkeys; i++) {
+            if (cmd->tok[cmd->key_index + i].len > PROTO_KEY_MAX) {
+                return true;
+            }
+        }
+        return false;
+    }
     while (proto_cmd_next_key(cmd, &pos, &key)) {
-        if (key.len > PROTO_KEY_MAX && !cmd->key_base64) {
+        if (key.len > PROTO_KEY_MAX) {
             return true;
         }
     }

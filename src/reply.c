@@ -82,6 +82,36 @@ static bool token_number(const char *s, size_t n, unsigned want, uint64_t *out)
 
 #define PREFIX(s, n, lit) has_prefix(s, n, lit, sizeof(lit) - 1)
 
+/* // VALUE <key> <flags> <bytes> [<cas>]
+ * The bytes of a VALUE line as memcached writes it (single spaces, plain
+ * digits), found without walking the key byte by byte; any other shape is
+ * read token by token. */
+static bool value_bytes(const char *s, size_t n, uint64_t *out)
+{
+    const char *p = s + 6;
+    const char *e = s + n;
+    const char *sp = p < e ? memchr(p, ' ', (size_t)(e - p)) : NULL;
+
+    if (sp == NULL || sp == p) {
+        return token_number(s, n, 3, out);
+    }
+    for (p = sp + 1; p < e && *p >= '0' && *p <= '9'; p++) {
+    }
+    if (p == sp + 1 || p >= e || *p != ' ') {
+        return token_number(s, n, 3, out);
+    }
+    const char *d = ++p;
+    uint64_t v = 0;
+    while (p < e && p - d < 19 && *p >= '0' && *p <= '9') {
+        v = v * 10 + (uint64_t)(*p++ - '0');
+    }
+    if (p == d || (p < e && *p != ' ')) {
+        return token_number(s, n, 3, out);
+    }
+    *out = v;
+    return true;
+}
+
 /* // VALUE <key> <flags> <bytes> [<cas>] | VA <bytes> <flags>* | ... */
 static void classify_line(struct reply_framer *r)
 {
@@ -97,7 +127,7 @@ static void classify_line(struct reply_framer *r)
     switch (s[0]) {
     case 'V':
         if (PREFIX(s, n, "VALUE ")) {
-            if (token_number(s, n, 3, &len) && len <= UINT64_MAX - 2) {
+            if (value_bytes(s, n, &len) && len <= UINT64_MAX - 2) {
                 r->line = REPLY_LINE_VALUE;
                 r->data_left = len + 2;
             }

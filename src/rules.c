@@ -109,6 +109,11 @@ struct bucket {
     struct span wild;
     struct span empty;
     struct lens lens[ANCHOR__COUNT];
+    /* The bytes keys must start with to meet a prefix or whole-key anchor
+     * of the bucket, and end with to meet a suffix one: a key that fails
+     * both is settled without hashing a byte. */
+    uint64_t first[4];
+    uint64_t last[4];
     uint32_t slot_off; /* the bucket's slot table in index.slots */
     uint32_t mask;     /* slots - 1 */
 };
@@ -139,6 +144,7 @@ struct anchor {
     uint64_t hash;
     uint32_t len;
     enum anchor_kind kind;
+    unsigned char edge; /* its first byte (a suffix: its last) */
 };
 
 /* What a rule's key globs say about keys (see the index above). */
@@ -457,6 +463,7 @@ static int anchor_add(struct anchor_buf *ab, struct keyinfo *ki,
     ab->a[ab->n].hash = h;
     ab->a[ab->n].len = (uint32_t)len;
     ab->a[ab->n].kind = kind;
+    ab->a[ab->n].edge = bytes[kind == ANCHOR_SUFFIX ? len - 1 : 0];
     ab->n++;
     ki->n++;
     return 0;
@@ -609,7 +616,11 @@ static void bucket_size(const struct rules *t, const uint64_t *set,
         }
         for (size_t j = ki->off; j < ki->off + ki->n; j++) {
             uint32_t len = t->anchors[j].len;
+            unsigned char e = t->anchors[j].edge;
             struct lens *l = &b->lens[t->anchors[j].kind];
+            uint64_t *set_of =
+                t->anchors[j].kind == ANCHOR_SUFFIX ? b->last : b->first;
+            set_of[e >> 6] |= (uint64_t)1 << (e & 63);
             l->mask |= (uint64_t)1 << (len - 1);
             if (len < l->min) {
                 l->min = len;
@@ -1111,32 +1122,51 @@ static bool gather_subject(struct gather *g, const struct index *x,
         }
         nonempty = true;
 
-        /* From the start: prefixes, then the whole key. */
-        bool exact = has_len(&b->lens[ANCHOR_EXACT], len);
-        size_t lim = len < pre->min ? 0 : len < pre->max ? len : pre->max;
-        struct hasher hs = {0, 0};
-        if (exact) {
-            lim = len;
+        /* From the start: the prefix lengths the bucket has (no more
+         * bytes hashed than the longest of them needs), then the whole
+         * key. */
+        bool first = (b->first[key[0] >> 6] >> (key[0] & 63)) & 1;
+        uint64_t m = first ? pre->mask : 0;
+        if (len < 64) {
+            m &= ((uint64_t)1 << len) - 1;
         }
-        for (size_t l = 1; l <= lim; l++) {
-            hasher_add(&hs, l - 1, key[l - 1]);
-            if (has_len(pre, l) &&
-                !gather_probe(g, b, slots, &hs, l, ANCHOR_PREFIX)) {
+        struct hasher hs = {0, 0};
+        size_t done = 0;
+        while (m != 0) {
+            size_t l = lowest_bit(m) + 1;
+            m &= m - 1;
+            for (; done < l; done++) {
+                hasher_add(&hs, done, key[done]);
+            }
+            if (!gather_probe(g, b, slots, &hs, l, ANCHOR_PREFIX)) {
                 return false;
             }
         }
-        if (exact && !gather_probe(g, b, slots, &hs, len, ANCHOR_EXACT)) {
-            return false;
+        if (first && has_len(&b->lens[ANCHOR_EXACT], len)) {
+            for (; done < len; done++) {
+                hasher_add(&hs, done, key[done]);
+            }
+            if (!gather_probe(g, b, slots, &hs, len, ANCHOR_EXACT)) {
+                return false;
+            }
         }
 
         /* From the end: suffixes. */
-        lim = len < suf->min ? 0 : len < suf->max ? len : suf->max;
+        unsigned char z = key[len - 1];
+        m = (b->last[z >> 6] >> (z & 63)) & 1 ? suf->mask : 0;
+        if (len < 64) {
+            m &= ((uint64_t)1 << len) - 1;
+        }
         hs.h = 0;
         hs.w = 0;
-        for (size_t l = 1; l <= lim; l++) {
-            hasher_add(&hs, l - 1, key[len - l]);
-            if (has_len(suf, l) &&
-                !gather_probe(g, b, slots, &hs, l, ANCHOR_SUFFIX)) {
+        done = 0;
+        while (m != 0) {
+            size_t l = lowest_bit(m) + 1;
+            m &= m - 1;
+            for (; done < l; done++) {
+                hasher_add(&hs, done, key[len - 1 - done]);
+            }
+            if (!gather_probe(g, b, slots, &hs, l, ANCHOR_SUFFIX)) {
                 return false;
             }
         }
