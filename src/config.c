@@ -664,6 +664,7 @@ enum {
     TF_SEED,
     TF_ADMIN,
     TF_MAX_CONNECTIONS,
+    TF_WATCH,
     TF__COUNT
 };
 
@@ -678,6 +679,7 @@ static const struct field top_fields[TF__COUNT] = {
     [TF_MAX_CONNECTIONS] = {"max_connections", set_count,
                             offsetof(struct config, max_connections),
                             CONFIG_MAX_CONNECTIONS_MAX},
+    [TF_WATCH] = {"watch", set_bool, offsetof(struct config, watch), 0},
 };
 
 /*

@@ -23,6 +23,7 @@
 #include "mcfault/resolve.h"
 #include "mcfault/rules.h"
 #include "mcfault/stats.h"
+#include "mcfault/watch.h"
 #include "mcfault/worker.h"
 
 #define DEFAULT_LISTEN APP_DEFAULT_LISTEN
@@ -47,7 +48,8 @@ enum {
     OPT_ADMIN,
     OPT_GRACE,
     OPT_LOG_FILE,
-    OPT_MAX_CONNECTIONS
+    OPT_MAX_CONNECTIONS,
+    OPT_WATCH_CONFIG
 };
 
 static const struct option long_options[] = {
@@ -61,6 +63,7 @@ static const struct option long_options[] = {
     {"grace", required_argument, NULL, OPT_GRACE},
     {"log-file", required_argument, NULL, OPT_LOG_FILE},
     {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+    {"watch-config", no_argument, NULL, OPT_WATCH_CONFIG},
     {"verbose", no_argument, NULL, 'v'},
     {"version", no_argument, NULL, OPT_VERSION},
     {"help", no_argument, NULL, OPT_HELP},
@@ -74,7 +77,7 @@ static void usage(FILE *out)
             "[--admin ADDR:PORT]\n"
             "               [--event-log FILE] [--log-file FILE] "
             "[--grace SECONDS] [-v|-vv]\n"
-            "               [--max-connections N]\n"
+            "               [--max-connections N] [--watch-config]\n"
             "       mcfault --check-config FILE\n"
             "       mcfault --health ADDR:PORT\n"
             "\n"
@@ -88,6 +91,10 @@ static void usage(FILE *out)
             "                            port " MEMCACHED_PORT
             " when omitted)\n"
             "  -c, --config FILE         YAML fault rules; SIGHUP reloads it\n"
+            "      --watch-config        reload FILE when it changes (also the "
+            "file's\n"
+            "                            watch: true); a bad file keeps the "
+            "rules\n"
             "      --check-config FILE   validate FILE and exit: 0 when good, "
             "1 with\n"
             "                            every problem as FILE:LINE:COL: ...\n"
@@ -288,6 +295,12 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     begin_stop(a, (int)sig);
 }
 
+/* --watch-config: the rule file changed; as SIGHUP. */
+static void on_config_changed(void *arg)
+{
+    app_reload(arg, NULL);
+}
+
 /* A lookup of a proxy's upstream finished: px->upstream follows it (the
  * admin API's health probe reads it). The resolver logs the outcome. */
 static void on_upstream_resolved(void *arg, int status)
@@ -373,6 +386,8 @@ int main(int argc, char **argv)
     const char *admin_arg = NULL;
     struct admin *admin = NULL;
     size_t max_conns = 0; /* 0: --max-connections not given */
+    bool watch_flag = false;
+    struct watch *watch = NULL;
     int opt;
 
     memset(&a, 0, sizeof(a));
@@ -434,6 +449,9 @@ int main(int argc, char **argv)
             max_conns = (size_t)m;
             break;
         }
+        case OPT_WATCH_CONFIG:
+            watch_flag = true;
+            break;
         case OPT_VERSION:
             printf("mcfault %s\n", MCFAULT_VERSION);
             return EXIT_SUCCESS;
@@ -452,6 +470,10 @@ int main(int argc, char **argv)
     }
 
     struct config cfg;
+    if (watch_flag && a.config_path == NULL) {
+        fprintf(stderr, "mcfault: --watch-config needs a rule file (-c)\n");
+        return EXIT_USAGE;
+    }
     if (a.config_path != NULL) {
         struct config_errors errs = {0};
         if (config_load_file(a.config_path, &cfg, &errs) != 0) {
@@ -518,6 +540,12 @@ int main(int argc, char **argv)
         }
         stats_keep_events = true;
     }
+    if ((watch_flag || cfg.watch) && a.config_path != NULL &&
+        (watch = watch_create(a.base, a.config_path, on_config_changed, &a)) ==
+            NULL) {
+        fprintf(stderr, "mcfault: cannot watch %s\n", a.config_path);
+        goto done;
+    }
     static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
     struct event *sev[sizeof(sigs) / sizeof(sigs[0])];
     for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
@@ -532,6 +560,7 @@ int main(int argc, char **argv)
     }
     rc = EXIT_SUCCESS;
 done:
+    watch_destroy(watch);
     admin_destroy(admin);
     if (stopping.tick != NULL) {
         event_free(stopping.tick);

@@ -35,6 +35,7 @@ struct config {
     uint64_t seed;
     char *admin;              /* admin: ADDR:PORT, NULL when absent (issue 4) */
     uint64_t max_connections; /* 1..CONFIG_MAX_CONNECTIONS_MAX, 0 absent */
+    bool watch;               /* watch: true, reload when the file changes */
 };
 
 /* Collected problems, in file order. */

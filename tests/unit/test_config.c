@@ -545,6 +545,47 @@ static void test_good_details(void **state)
     config_free(&cfg);
 }
 
+/* ---- watch ---- */
+
+static const struct {
+    const char *text;
+    int rc;
+    bool watch;
+    const char *error; /* rc -1: the one message */
+} watch_cases[] = {
+    {"rules: []\n", 0, false, NULL},
+    {"watch: true\n", 0, true, NULL},
+    {"watch: false\n", 0, false, NULL},
+    {"watch: True\nrules: []\n", 0, true, NULL},
+    {"watch: maybe\n", -1, false,
+     "t.yaml:1:8: 'watch' must be true or false, got 'maybe'"},
+    {"watch: [true]\n", -1, false, "t.yaml:1:8: expected true or false"},
+};
+
+/* watch: turns on --watch-config from the file. */
+static void test_watch(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(watch_cases) / sizeof(*watch_cases); i++) {
+        struct config cfg;
+        struct config_errors errs = {0};
+        int rc = parse(watch_cases[i].text, &cfg, &errs);
+        if (rc != watch_cases[i].rc) {
+            print_message("case %zu: %s", i, watch_cases[i].text);
+            dump_errors(&errs);
+        }
+        assert_int_equal(rc, watch_cases[i].rc);
+        if (rc == 0) {
+            assert_int_equal(cfg.watch, watch_cases[i].watch);
+            config_free(&cfg);
+        } else {
+            assert_int_equal(errs.n, 1);
+            assert_string_equal(errs.msgs[0], watch_cases[i].error);
+        }
+        config_errors_free(&errs);
+    }
+}
+
 /* ---- max_connections ---- */
 
 struct count_case {
@@ -674,7 +715,7 @@ static const struct bad_case bad_cases[] = {
     {"unknown top-level key",
      "listen: a\nrule: []\n",
      {"t.yaml:2:1: unknown key 'rule' at top level (known: listen, "
-      "upstream, rules, proxies, seed, admin, max_connections)"}},
+      "upstream, rules, proxies, seed, admin, max_connections, watch)"}},
     {"max_connections not a number",
      "proxies:\n  - {listen: a, upstream: b}\nmax_connections: 1k\n",
      {"t.yaml:3:18: 'max_connections' must be an integer from 1 to 500000, "
@@ -1035,7 +1076,7 @@ static void test_errors_append(void **state)
     assert_string_equal(errs.msgs[1],
                         "t.yaml:1:1: unknown key 'bogus' at top level (known: "
                         "listen, upstream, rules, proxies, seed, admin, "
-                        "max_connections)");
+                        "max_connections, watch)");
     assert_string_equal(errs.msgs[2],
                         "t.yaml:2:7: 'seed' must be a non-negative integer, "
                         "got 'b'");
@@ -1064,7 +1105,7 @@ static void test_error_cap(void **state)
     assert_string_equal(errs.msgs[0],
                         "t.yaml:1:1: unknown key 'k0' at top level (known: "
                         "listen, upstream, rules, proxies, seed, admin, "
-                        "max_connections)");
+                        "max_connections, watch)");
     assert_string_equal(errs.msgs[100],
                         "t.yaml: too many errors, stopped after 100");
     config_errors_free(&errs);
@@ -1183,6 +1224,7 @@ int main(void)
         cmocka_unit_test(test_good_table),
         cmocka_unit_test(test_good_details),
         cmocka_unit_test(test_max_connections),
+        cmocka_unit_test(test_watch),
         cmocka_unit_test(test_bad_table),
         cmocka_unit_test(test_nul_in_input),
         cmocka_unit_test(test_errors_append),
