@@ -1,6 +1,8 @@
 # mcfault as a sidecar image: docs/docker.md says how to build and run it.
-# The build stage runs scripts/container-build.sh, which CI also runs on
-# every change (no Docker engine runs in CI), so the two cannot drift apart.
+# The build stage runs scripts/container-build.sh, which CI also runs on the
+# host, so the two cannot drift apart; and CI builds this file for real
+# with podman (scripts/container-image.sh) and runs the image and the
+# compose example (tests/container/run.sh).
 
 FROM debian:12-slim AS build
 WORKDIR /src
@@ -37,6 +39,7 @@ USER 10001:10001
 EXPOSE 11211
 STOPSIGNAL SIGTERM
 # 0 when mcfault answers on its port and reaches memcached behind it.
+# (podman keeps it only in the docker format: podman build --format docker.)
 HEALTHCHECK --interval=10s --timeout=5s --start-period=5s --retries=3 \
     CMD ["mcfault", "--health", "127.0.0.1:11211"]
 ENTRYPOINT ["mcfault"]

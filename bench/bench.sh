@@ -16,7 +16,8 @@
 # (b) Throughput under load: memcaslap against each target in turn, the
 #     order rotating from round to round; ops/s, average latency, the CPU
 #     the proxy and memcached spend per operation, and ops/s as a ratio
-#     to the relay's and to direct's.
+#     to the relay's and to direct's (and, as a spread, the ratio to the
+#     relay's within each round).
 # Each part runs in rounds; the summaries are medians over the rounds.
 #
 # Usage: bench/bench.sh            (see docs/benchmarks.md)
@@ -290,6 +291,24 @@ if [ "$SKIP_THROUGHPUT" = 0 ]; then
 fi
 
 # --- report -------------------------------------------------------------------
+# min..max over the rounds of target $2's ops/s divided by target $3's in
+# the same round ("-" when no round has both).
+round_ratios() {
+    awk -F'\t' -v t="$2" -v b="$3" '
+        $2 == t { v[$1] = $3 }
+        $2 == b { w[$1] = $3 }
+        END {
+            for (r in v) {
+                if (!(r in w) || w[r] <= 0) { continue }
+                x = v[r] / w[r]
+                if (n == 0 || x < lo) { lo = x }
+                if (n == 0 || x > hi) { hi = x }
+                n++
+            }
+            if (n == 0) { print "-" } else { printf "%.3f..%.3f\n", lo, hi }
+        }' "$1"
+}
+
 # Prints the latency tables of one mode.
 latency_report() {
     local mode=$1 tsv=$work/lat-$1.tsv where t
@@ -344,11 +363,13 @@ if [ "$SKIP_THROUGHPUT" = 0 ]; then
     echo "memcaslap -T $THREADS -c $CONCURRENCY, ${KEY_SIZE}-byte keys," \
         "${VALUE_SIZE}-byte values, get/set $get_ratio/$SET_RATIO," \
         "${DURATION}s per run; medians over $ROUNDS rounds;" \
-        "spread = min..max ops/s; CPU = user + system µs per operation."
+        "spread = min..max ops/s; CPU = user + system µs per operation;" \
+        "per round = min..max of ops/s / the relay's in the same round."
     echo
     echo "| target | ops/s | spread | avg latency µs | proxy CPU µs/op |" \
-        "memcached CPU µs/op | ops/s vs relay | ops/s vs direct |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+        "memcached CPU µs/op | ops/s vs relay | vs relay per round |" \
+        "ops/s vs direct |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     tsv=$work/tput.tsv
     base_tps=$(col "$tsv" direct 3 | median)
     relay_tps=$(col "$tsv" relay 3 | median)
@@ -365,9 +386,10 @@ if [ "$SKIP_THROUGHPUT" = 0 ]; then
             printf "%.0f\t%.0f\t%s\t%.2f\t%s\t%.3f\n", tps, lat, pus, mus,
                 vr, tps / bt }' | {
             IFS=$'\t' read -r tps lat pus mus vr vd
-            printf '| %s | %s | %s..%s | %s | %s | %s | %s | %s |\n' "$t" \
-                "$(commas "$tps")" "$(commas "$lo")" "$(commas "$hi")" \
-                "$lat" "$pus" "$mus" "$vr" "$vd"
+            printf '| %s | %s | %s..%s | %s | %s | %s | %s | %s | %s |\n' \
+                "$t" "$(commas "$tps")" "$(commas "$lo")" "$(commas "$hi")" \
+                "$lat" "$pus" "$mus" "$vr" \
+                "$(round_ratios "$tsv" "$t" relay)" "$vd"
         }
     done
     echo

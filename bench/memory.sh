@@ -8,7 +8,7 @@
 #     relay, every mcfault case and nutcracker.
 # (b) Worst case of one connection: the peak RSS growth under a load,
 #     against mcfault's high watermark (WATER_HIGH, CONN_WATER_HIGH in
-#     src/conn.c), for mcfault with one rule (error on "get x*"):
+#     src/conn_int.h), for mcfault with one rule (error on "get x*"):
 #     A  the client pipelines "get xk" in 8 KiB writes with a small
 #        SO_RCVBUF and never reads: every reply is made by the proxy;
 #     B  memcached stopped (SIGSTOP), the client sends "get k" in 7-byte
@@ -61,6 +61,11 @@ rules:
     message: SERVER_ERROR injected by bench/memory.sh
 EOF
 case_args[mcfault-load]="-c $work/load.yaml $EXTRA_MCFAULT_ARGS"
+# mcfault refuses clients past --max-connections (1024 by default); the
+# idle part opens IDLE_N at once.
+for name in "${!case_args[@]}"; do
+    case_args[$name]+=" --max-connections $((IDLE_N + 16))"
+done
 
 # Starts target $1 on a free port; sets proxy_pid and proxy_addr.
 fresh_proxy() {

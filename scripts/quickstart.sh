@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/deps.sh
+scripts/deps.sh --run
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMCFAULT_TESTS=OFF \
     -DMCFAULT_SANITIZE=OFF
 cmake --build build -j"$(nproc)"

@@ -1,9 +1,14 @@
 /*
  * The admin HTTP API on the daemon's own event loop (libevent's evhttp):
  * every handler answers at once except GET /health, which holds its request
- * while non-blocking connects probe the upstreams. See docs/admin-api.md.
+ * while non-blocking connects probe the upstreams, rule changes, which wait
+ * their turn in a queue, and /upstream/ (admin_upstream.c), which waits for
+ * memcached. GET / is the dashboard page (admin_page.c). See
+ * docs/admin-api.md.
  */
 #include "mcfault/admin.h"
+
+#include "admin_int.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -64,21 +69,6 @@
 /* `since` of GET /events: a uint64_t has at most 20 digits. */
 #define SINCE_DIGITS_MAX 20
 
-struct health;
-struct change;
-struct conn_track;
-
-/*
- * A request answered later (GET /health, a queued rule change). req turns
- * NULL when libevent frees it with its connection; a request libevent
- * detached from its connection (the client left while we held it) stays:
- * it is ours, and replying to it frees it.
- */
-struct held {
-    struct evhttp_request *req;
-    struct conn_track *conn; /* NULL once the connection is gone */
-};
-
 /*
  * One admin connection, tracked from the accept (evhttp_set_bevcb hands us
  * its bufferevent) to evhttp's close callback: for the request deadline,
@@ -94,22 +84,6 @@ struct conn_track {
     bool refused; /* over ADMIN_CONNS_MAX: 503 and closed at the attach */
     struct conn_track *prev;
     struct conn_track *next;
-};
-
-struct admin {
-    struct app *a;
-    struct evhttp *http;
-    struct health *checks; /* GET /health requests waiting for probes */
-    struct conn_track *conns;
-    size_t nconns;
-    struct conn_track *routing; /* the connection of the request on_request
-                                   routes now; NULL outside it */
-    /* Rule changes, in arrival order; the head's document may be being
-     * built on a worker thread (building). */
-    struct change *changes;
-    struct change **changes_tail;
-    bool building;
-    struct timespec started;
 };
 
 /* One upstream reachability probe: a non-blocking connect. */
@@ -140,7 +114,7 @@ struct health {
 /* Appends s[0..n) as a JSON string, quoted, escaped as log_json_char
  * does: well-formed UTF-8 as it is, every other byte outside printable
  * ASCII as \u00HH, so any bytes (a glob may hold NUL) give valid JSON. */
-static void json_str(struct evbuffer *b, const char *s, size_t n)
+void admin_json_str(struct evbuffer *b, const char *s, size_t n)
 {
     char buf[256];
     size_t o = 0;
@@ -160,9 +134,9 @@ static void json_str(struct evbuffer *b, const char *s, size_t n)
     evbuffer_add(b, buf, o);
 }
 
-static void json_cstr(struct evbuffer *b, const char *s)
+void admin_json_cstr(struct evbuffer *b, const char *s)
 {
-    json_str(b, s, strlen(s));
+    admin_json_str(b, s, strlen(s));
 }
 
 /* Appends a Prometheus label value: backslash, quote and newline escaped
@@ -208,8 +182,8 @@ static const char *method_name(enum evhttp_cmd_type m)
 }
 
 /* Sends body (may be NULL) with status code and frees it. */
-static void reply(struct evhttp_request *req, int code, const char *ctype,
-                  struct evbuffer *body)
+void admin_reply(struct evhttp_request *req, int code, const char *ctype,
+                 struct evbuffer *body)
 {
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 
@@ -222,41 +196,47 @@ static void reply(struct evhttp_request *req, int code, const char *ctype,
     }
     evhttp_add_header(h, "Content-Type", ctype);
     evhttp_add_header(h, "Cache-Control", "no-store");
+    if (body != NULL && evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+        /* libevent 2.1 sends a HEAD reply's body all the same (only its
+         * Content-Length left out), which a keep-alive client then reads
+         * as the next reply: the length is said, the body not sent. */
+        char len[24];
+        snprintf(len, sizeof(len), "%zu", evbuffer_get_length(body));
+        evhttp_add_header(h, "Content-Length", len);
+        evbuffer_free(body);
+        body = NULL;
+    }
     evhttp_send_reply(req, code, NULL, body);
     if (body != NULL) {
         evbuffer_free(body);
     }
 }
 
-static void reply_json(struct evhttp_request *req, int code,
-                       struct evbuffer *body)
+void admin_reply_json(struct evhttp_request *req, int code,
+                      struct evbuffer *body)
 {
     evbuffer_add(body, "\n", 1);
-    reply(req, code, "application/json", body);
+    admin_reply(req, code, "application/json", body);
 }
 
-/* Replies {"error": "..."} with status code. */
-static void reply_error(struct evhttp_request *req, int code, const char *fmt,
-                        ...) __attribute__((format(printf, 3, 4)));
-
-static void reply_error(struct evhttp_request *req, int code, const char *fmt,
-                        ...)
+void admin_reply_error(struct evhttp_request *req, int code, const char *fmt,
+                       ...)
 {
     struct evbuffer *b = evbuffer_new();
     char msg[1024];
     va_list ap;
 
     if (b == NULL) {
-        reply(req, 500, "application/json", NULL);
+        admin_reply(req, 500, "application/json", NULL);
         return;
     }
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     evbuffer_add_printf(b, "{\"error\":");
-    json_cstr(b, msg);
+    admin_json_cstr(b, msg);
     evbuffer_add(b, "}", 1);
-    reply_json(req, code, b);
+    admin_reply_json(req, code, b);
 }
 
 /* Replies {"error": what, "problems": [...]} (a refused change). */
@@ -266,18 +246,18 @@ static void reply_problems(struct evhttp_request *req, int code,
     struct evbuffer *b = evbuffer_new();
 
     if (b == NULL) {
-        reply(req, 500, "application/json", NULL);
+        admin_reply(req, 500, "application/json", NULL);
         return;
     }
     evbuffer_add_printf(b, "{\"error\":");
-    json_cstr(b, what);
+    admin_json_cstr(b, what);
     evbuffer_add_printf(b, ",\"problems\":[");
     for (size_t i = 0; i < errs->n; i++) {
         evbuffer_add_printf(b, "%s", i > 0 ? "," : "");
-        json_cstr(b, errs->msgs[i]);
+        admin_json_cstr(b, errs->msgs[i]);
     }
     evbuffer_add(b, "]}", 2);
-    reply_json(req, code, b);
+    admin_reply_json(req, code, b);
 }
 
 /* Replies {"ok":true,"rules":N} (rules in force now, over every proxy). */
@@ -286,12 +266,12 @@ static void reply_ok_rules(struct admin *ad, struct evhttp_request *req)
     struct evbuffer *b = evbuffer_new();
 
     if (b == NULL) {
-        reply(req, 500, "application/json", NULL);
+        admin_reply(req, 500, "application/json", NULL);
         return;
     }
     evbuffer_add_printf(b, "{\"ok\":true,\"rules\":%zu}",
                         app_rule_count(ad->a));
-    reply_json(req, 200, b);
+    admin_reply_json(req, 200, b);
 }
 
 /* --------------------------------------------------------------------- */
@@ -302,8 +282,8 @@ static void reply_ok_rules(struct admin *ad, struct evhttp_request *req)
  * close of its connection will tell h. Returns -1 when the connection is
  * not tracked (out of memory at its accept); the caller answers at once.
  */
-static int held_take(struct admin *ad, struct held *h,
-                     struct evhttp_request *req)
+int admin_held_take(struct admin *ad, struct held *h,
+                    struct evhttp_request *req)
 {
     struct conn_track *c = ad->routing;
 
@@ -318,7 +298,7 @@ static int held_take(struct admin *ad, struct held *h,
 
 /* Lets go of h and returns its request: NULL when libevent freed it,
  * else to be answered now (which frees it). */
-static struct evhttp_request *held_release(struct held *h)
+struct evhttp_request *admin_held_release(struct held *h)
 {
     struct evhttp_request *req = h->req;
 
@@ -530,7 +510,7 @@ static void health_free(struct health *h)
             evutil_closesocket(p->fd);
         }
     }
-    held_release(&h->held);
+    admin_held_release(&h->held);
     if (h->prev != NULL) {
         h->prev->next = h->next;
     } else if (ad->checks == h) {
@@ -548,7 +528,7 @@ static void health_free(struct health *h)
 static void health_finish(struct health *h)
 {
     struct app *a = h->ad->a;
-    struct evhttp_request *req = held_release(&h->held);
+    struct evhttp_request *req = admin_held_release(&h->held);
     struct evbuffer *b = req != NULL ? evbuffer_new() : NULL;
     bool all = true;
 
@@ -559,16 +539,16 @@ static void health_finish(struct health *h)
             const struct probe *p = &h->probes[i];
             all = all && p->ok;
             evbuffer_add_printf(b, "%s{\"name\":", i > 0 ? "," : "");
-            json_cstr(b, ap->name);
+            admin_json_cstr(b, ap->name);
             evbuffer_add_printf(b, ",\"listen\":");
-            json_cstr(b, ap->listen);
+            admin_json_cstr(b, ap->listen);
             evbuffer_add_printf(b, ",\"upstream\":");
-            json_cstr(b, ap->upstream);
+            admin_json_cstr(b, ap->upstream);
             evbuffer_add_printf(b, ",\"upstream_reachable\":%s",
                                 p->ok ? "true" : "false");
             if (!p->ok) {
                 evbuffer_add_printf(b, ",\"error\":");
-                json_cstr(b, p->why != NULL ? p->why : strerror(p->err));
+                admin_json_cstr(b, p->why != NULL ? p->why : strerror(p->err));
             }
             evbuffer_add(b, "}", 1);
         }
@@ -579,10 +559,10 @@ static void health_finish(struct health *h)
         return; /* the client went away and libevent freed the request */
     }
     if (b == NULL) {
-        reply(req, 500, "application/json", NULL);
+        admin_reply(req, 500, "application/json", NULL);
         return;
     }
-    reply_json(req, all ? 200 : 503, b);
+    admin_reply_json(req, all ? 200 : 503, b);
 }
 
 static void on_probe(evutil_socket_t fd, short what, void *arg);
@@ -669,12 +649,12 @@ static void h_health(struct admin *ad, struct evhttp_request *req,
 
     if (h == NULL ||
         (h->probes = calloc(a->nproxies + 1, sizeof(*h->probes))) == NULL ||
-        held_take(ad, &h->held, req) != 0) {
+        admin_held_take(ad, &h->held, req) != 0) {
         if (h != NULL) {
             free(h->probes);
         }
         free(h);
-        reply_error(req, 500, "out of memory");
+        admin_reply_error(req, 500, "out of memory");
         return;
     }
     h->ad = ad;
@@ -702,15 +682,18 @@ static void json_globs(struct evbuffer *b, const struct rule_glob *g, size_t n)
         if (i > 0) {
             evbuffer_add(b, ",", 1);
         }
-        json_str(b, g[i].pat, g[i].len);
+        admin_json_str(b, g[i].pat, g[i].len);
     }
     evbuffer_add(b, "]", 1);
 }
 
-static void json_rule(struct evbuffer *b, const struct rule *r)
+/* A rule as GET /rules shows it; with proxy (not NULL), its proxy's name
+ * too (GET /rules/NAME). */
+static void json_rule(struct evbuffer *b, const struct rule *r,
+                      const char *proxy)
 {
     evbuffer_add_printf(b, "{\"name\":");
-    json_cstr(b, r->name);
+    admin_json_cstr(b, r->name);
     evbuffer_add_printf(b, ",\"command\":");
     json_globs(b, r->cmds, r->ncmds);
     evbuffer_add_printf(b, ",\"key\":");
@@ -718,7 +701,7 @@ static void json_rule(struct evbuffer *b, const struct rule *r)
     evbuffer_add_printf(b, ",\"action\":\"%s\"", rule_action_name(r->action));
     if (r->action == RULE_ERROR && r->message != NULL) {
         evbuffer_add_printf(b, ",\"message\":");
-        json_str(b, r->message, r->message_len);
+        admin_json_str(b, r->message, r->message_len);
     }
     if (r->action == RULE_DELAY) {
         evbuffer_add_printf(b,
@@ -728,22 +711,27 @@ static void json_rule(struct evbuffer *b, const struct rule *r)
     evbuffer_add_printf(b,
                         ",\"probability\":%.15g,\"after\":%" PRIu64
                         ",\"limit\":%" PRIu64 ",\"forward\":%s,\"enabled\":%s"
-                        ",\"matched\":%" PRIu64 ",\"fired\":%" PRIu64 "}",
+                        ",\"matched\":%" PRIu64 ",\"fired\":%" PRIu64,
                         r->probability, r->after, r->limit,
                         r->forward ? "true" : "false",
                         r->enabled ? "true" : "false", r->matched, r->fired);
+    if (proxy != NULL) {
+        evbuffer_add_printf(b, ",\"proxy\":");
+        admin_json_cstr(b, proxy);
+    }
+    evbuffer_add(b, "}", 1);
 }
 
 /* The proxy ?proxy=NAME names, or NULL for all. Replies 404 and returns
  * -1 when it names none. */
-static int target_proxy(struct admin *ad, struct evhttp_request *req,
-                        struct evkeyvalq *params, const char **name,
-                        struct app_proxy **ap)
+int admin_target_proxy(struct admin *ad, struct evhttp_request *req,
+                       struct evkeyvalq *params, const char **name,
+                       struct app_proxy **ap)
 {
     *name = evhttp_find_header(params, "proxy");
     *ap = NULL;
     if (*name != NULL && (*ap = app_find_proxy(ad->a, *name)) == NULL) {
-        reply_error(req, 404, "no proxy named '%s'", *name);
+        admin_reply_error(req, 404, "no proxy named '%s'", *name);
         return -1;
     }
     return 0;
@@ -758,11 +746,11 @@ static void h_rules_get(struct admin *ad, struct evhttp_request *req,
     struct evbuffer *b;
     bool first = true;
 
-    if (target_proxy(ad, req, params, &target, &only) != 0) {
+    if (admin_target_proxy(ad, req, params, &target, &only) != 0) {
         return;
     }
     if ((b = evbuffer_new()) == NULL) {
-        reply_error(req, 500, "out of memory");
+        admin_reply_error(req, 500, "out of memory");
         return;
     }
     evbuffer_add_printf(b, "{\"proxies\":[");
@@ -774,18 +762,18 @@ static void h_rules_get(struct admin *ad, struct evhttp_request *req,
         }
         evbuffer_add_printf(b, "%s{\"name\":", first ? "" : ",");
         first = false;
-        json_cstr(b, ap->name);
+        admin_json_cstr(b, ap->name);
         evbuffer_add_printf(b, ",\"rules\":[");
         for (size_t j = 0; t != NULL && j < rules_count(t); j++) {
             if (j > 0) {
                 evbuffer_add(b, ",", 1);
             }
-            json_rule(b, rules_at(t, j));
+            json_rule(b, rules_at(t, j), NULL);
         }
         evbuffer_add(b, "]}", 2);
     }
     evbuffer_add(b, "]}", 2);
-    reply_json(req, 200, b);
+    admin_reply_json(req, 200, b);
 }
 
 /* Answers POST /rules/NAME/enable|disable: n rules changed. */
@@ -795,28 +783,32 @@ static void rules_toggled(struct evhttp_request *req, const char *name,
     struct evbuffer *b;
 
     if (n == 0) {
-        reply_error(req, 404, "no rule named '%s'", name);
+        admin_reply_error(req, 404, "no rule named '%s'", name);
         return;
     }
     if ((b = evbuffer_new()) == NULL) {
-        reply_error(req, 500, "out of memory");
+        admin_reply_error(req, 500, "out of memory");
         return;
     }
     evbuffer_add_printf(b, "{\"ok\":true,\"changed\":%zu}", n);
-    reply_json(req, 200, b);
+    admin_reply_json(req, 200, b);
 }
 
 /*
- * Rule changes (PUT, DELETE, enable/disable, reload) are applied one at a
- * time in the order they arrived. PUT and reload documents are parsed and
- * built on a worker thread (10,000 rules take a good part of a second),
- * only the swap runs on the loop; a change that arrives meanwhile waits in
- * the queue, so that a later request never lands before an earlier one.
- * The queue holds at most one request per admin connection.
+ * Rule changes (PUT, POST, DELETE, DELETE of one rule, enable/disable,
+ * reload, reset) are applied one at a time in the order they arrived.
+ * Documents are parsed and tables built on a worker thread (10,000 rules
+ * take a good part of a second), only the swap runs on the loop; a change
+ * that arrives meanwhile waits in the queue, so that a later request never
+ * lands before an earlier one. The queue holds at most one request per
+ * admin connection.
  */
 enum change_kind {
     CHANGE_PUT,    /* built on a worker thread */
     CHANGE_RELOAD, /* built on a worker thread */
+    CHANGE_ADD,    /* POST /rules: copied on the loop, built on a worker */
+    CHANGE_REMOVE, /* DELETE /rules/NAME: the same */
+    CHANGE_RESET,  /* the file read on a worker (none without -c) */
     CHANGE_DELETE,
     CHANGE_ENABLE,
     CHANGE_DISABLE,
@@ -826,31 +818,153 @@ struct change {
     struct admin *ad;
     enum change_kind kind;
     struct held held;
-    const char *target; /* ?proxy=: the running proxy's own name, or NULL */
-    char *text;         /* PUT: the body; enable/disable: the rule name */
+    const char *target;   /* ?proxy=: the running proxy's own name, or NULL */
+    struct app_proxy *ap; /* the same proxy, or NULL */
+    char *text; /* PUT, POST: the body; enable/disable, remove: the name */
     size_t len;
-    const char *path;         /* reload: the rule file */
+    const char *path;         /* reload, reset: the rule file, or NULL */
     struct app_change *built; /* what the worker built */
+    struct app_edit *edit;    /* add, remove: the copy the worker builds */
     struct change *next;
 };
 
 static void change_free(struct change *ch)
 {
     app_change_free(ch->built);
+    app_edit_free(ch->edit);
     free(ch->text);
     free(ch);
 }
 
-/* On a worker thread: reads and writes nothing but ch's own document
- * (config.c and rules.c keep no global state). */
+/* Whether ch is built on a worker thread before it is applied. */
+static bool change_needs_build(const struct change *ch)
+{
+    switch (ch->kind) {
+    case CHANGE_PUT:
+    case CHANGE_RELOAD:
+        return true;
+    case CHANGE_RESET:
+        return ch->path != NULL;
+    case CHANGE_ADD:
+    case CHANGE_REMOVE:
+        return ch->edit != NULL; /* NULL: out of memory, answered at once */
+    default:
+        return false;
+    }
+}
+
+/* On the loop, when ch reaches the head of the queue: an edit copies the
+ * rules in force now, after every change before it. */
+static void change_prepare(struct change *ch)
+{
+    struct app *a = ch->ad->a;
+
+    if (ch->kind == CHANGE_ADD) {
+        ch->edit = app_edit_add(a, ch->ap);
+    } else if (ch->kind == CHANGE_REMOVE) {
+        ch->edit = app_edit_remove(a, ch->ap, ch->text);
+    }
+}
+
+/* On a worker thread: reads and writes nothing but ch's own document and
+ * copy (config.c and rules.c keep no global state). */
 static void change_build(void *arg)
 {
     struct change *ch = arg;
 
-    if (ch->kind == CHANGE_PUT) {
+    switch (ch->kind) {
+    case CHANGE_PUT:
         ch->built = app_change_parse("body", ch->text, ch->len);
-    } else {
+        break;
+    case CHANGE_ADD:
+        app_edit_build(ch->edit, "body", ch->text, ch->len);
+        break;
+    case CHANGE_REMOVE:
+        app_edit_build(ch->edit, NULL, NULL, 0);
+        break;
+    default:
         ch->built = app_change_load(ch->path);
+        break;
+    }
+}
+
+/* {"ok":true,"rules":N,"<what>":n} */
+static void reply_ok_count(struct admin *ad, struct evhttp_request *req,
+                           const char *what, size_t n)
+{
+    struct evbuffer *b = evbuffer_new();
+
+    if (b == NULL) {
+        admin_reply(req, 500, "application/json", NULL);
+        return;
+    }
+    evbuffer_add_printf(b, "{\"ok\":true,\"rules\":%zu,\"%s\":%zu}",
+                        app_rule_count(ad->a), what, n);
+    admin_reply_json(req, 200, b);
+}
+
+/* POST /rules, DELETE /rules/NAME: applies the edit, answers req (when
+ * not NULL). */
+static void change_apply_edit(struct change *ch, struct evhttp_request *req,
+                              struct config_errors *errs)
+{
+    struct admin *ad = ch->ad;
+    size_t n = 0;
+    int rc;
+
+    if (ch->edit == NULL) {
+        if (req != NULL) {
+            admin_reply_error(req, 500, "out of memory");
+        }
+        return;
+    }
+    rc = app_edit_apply(ad->a, ch->edit, errs, &n);
+    ch->edit = NULL; /* app_edit_apply freed it */
+    if (req == NULL) {
+        return;
+    }
+    switch (rc) {
+    case 0:
+        reply_ok_count(ad, req, ch->kind == CHANGE_ADD ? "added" : "removed",
+                       n);
+        break;
+    case APP_EDUP:
+        reply_problems(req, 409, "duplicate rule name", errs);
+        break;
+    case APP_ENOENT:
+        admin_reply_error(req, 404, "no rule named '%s'", ch->text);
+        break;
+    default:
+        if (ch->kind == CHANGE_ADD) {
+            reply_problems(req, 400, "invalid rules", errs);
+        } else {
+            admin_reply_error(req, 500, "out of memory");
+        }
+        break;
+    }
+}
+
+/* POST /reset: the file read (or none), applied fresh. */
+static void change_apply_reset(struct change *ch, struct evhttp_request *req,
+                               struct config_errors *errs)
+{
+    if (ch->path != NULL && ch->built == NULL) {
+        log_msg(LOG_ERROR, "reset: out of memory; nothing reset");
+        if (req != NULL) {
+            admin_reply_error(req, 500, "out of memory");
+        }
+        return;
+    }
+    int rc = app_reset(ch->ad->a, ch->built, errs);
+    ch->built = NULL; /* app_reset freed it */
+    if (req == NULL) {
+        return;
+    }
+    if (rc == 0) {
+        reply_ok_rules(ch->ad, req);
+    } else {
+        reply_problems(req, 400,
+                       "the rule file has problems; nothing was reset", errs);
     }
 }
 
@@ -859,7 +973,7 @@ static void change_build(void *arg)
 static void change_apply(struct change *ch)
 {
     struct admin *ad = ch->ad;
-    struct evhttp_request *req = held_release(&ch->held);
+    struct evhttp_request *req = admin_held_release(&ch->held);
     struct config_errors errs = {0};
     size_t n;
 
@@ -875,7 +989,7 @@ static void change_apply(struct change *ch)
             log_msg(LOG_ERROR, "%s: out of memory; kept the old rules",
                     ch->kind == CHANGE_PUT ? "PUT /rules" : "reload");
             if (req != NULL) {
-                reply_error(req, 500, "out of memory");
+                admin_reply_error(req, 500, "out of memory");
             }
         } else if (app_change_apply(ad->a, ch->built, ch->target, &errs) == 0) {
             if (req != NULL) {
@@ -893,7 +1007,7 @@ static void change_apply(struct change *ch)
     case CHANGE_DELETE:
         if (app_clear_rules(ad->a, ch->target) != 0) {
             if (req != NULL) {
-                reply_error(req, 404, "no proxy named '%s'", ch->target);
+                admin_reply_error(req, 404, "no proxy named '%s'", ch->target);
             }
         } else if (req != NULL) {
             reply_ok_rules(ad, req);
@@ -905,6 +1019,13 @@ static void change_apply(struct change *ch)
         if (req != NULL) {
             rules_toggled(req, ch->text, n);
         }
+        break;
+    case CHANGE_ADD:
+    case CHANGE_REMOVE:
+        change_apply_edit(ch, req, &errs);
+        break;
+    case CHANGE_RESET:
+        change_apply_reset(ch, req, &errs);
         break;
     }
     config_errors_free(&errs);
@@ -931,7 +1052,8 @@ static void changes_run(struct admin *ad)
     struct change *ch;
 
     while (!ad->building && (ch = ad->changes) != NULL) {
-        if (ch->kind == CHANGE_PUT || ch->kind == CHANGE_RELOAD) {
+        change_prepare(ch);
+        if (change_needs_build(ch)) {
             ad->building = true;
             if (worker_run(change_build, change_built, ch) == 0) {
                 return;
@@ -950,9 +1072,9 @@ static void change_submit(struct admin *ad, struct evhttp_request *req,
                           struct change *ch)
 {
     ch->ad = ad;
-    if (held_take(ad, &ch->held, req) != 0) {
+    if (admin_held_take(ad, &ch->held, req) != 0) {
         change_free(ch);
-        reply_error(req, 500, "out of memory");
+        admin_reply_error(req, 500, "out of memory");
         return;
     }
     *ad->changes_tail = ch;
@@ -963,7 +1085,7 @@ static void change_submit(struct admin *ad, struct evhttp_request *req,
 /* A new change of kind for target (a running proxy or NULL), owning text
  * (may be NULL); NULL when out of memory (then text is freed). */
 static struct change *change_new(enum change_kind kind,
-                                 const struct app_proxy *target, char *text,
+                                 struct app_proxy *target, char *text,
                                  size_t len)
 {
     struct change *ch = calloc(1, sizeof(*ch));
@@ -973,6 +1095,7 @@ static struct change *change_new(enum change_kind kind,
         return NULL;
     }
     ch->kind = kind;
+    ch->ap = target;
     ch->target = target != NULL ? target->name : NULL;
     ch->text = text;
     ch->len = len;
@@ -989,13 +1112,13 @@ static void h_rules_put(struct admin *ad, struct evhttp_request *req,
     struct change *ch;
     char *text;
 
-    if (target_proxy(ad, req, params, &target, &ap) != 0) {
+    if (admin_target_proxy(ad, req, params, &target, &ap) != 0) {
         return;
     }
     if (len == 0) {
-        reply_error(req, 400,
-                    "empty body: send a rule document (DELETE /rules "
-                    "removes every rule)");
+        admin_reply_error(req, 400,
+                          "empty body: send a rule document (DELETE /rules "
+                          "removes every rule)");
         return;
     }
     /* The body moves to memory of the change's own (the request may be
@@ -1003,11 +1126,11 @@ static void h_rules_put(struct admin *ad, struct evhttp_request *req,
     if ((text = malloc(len)) == NULL ||
         evbuffer_remove(in, text, len) != (ev_ssize_t)len) {
         free(text);
-        reply_error(req, 500, "out of memory");
+        admin_reply_error(req, 500, "out of memory");
         return;
     }
     if ((ch = change_new(CHANGE_PUT, ap, text, len)) == NULL) {
-        reply_error(req, 500, "out of memory");
+        admin_reply_error(req, 500, "out of memory");
         return;
     }
     change_submit(ad, req, ch);
@@ -1020,11 +1143,98 @@ static void h_rules_delete(struct admin *ad, struct evhttp_request *req,
     const char *target;
     struct change *ch;
 
-    if (target_proxy(ad, req, params, &target, &ap) != 0) {
+    if (admin_target_proxy(ad, req, params, &target, &ap) != 0) {
         return;
     }
     if ((ch = change_new(CHANGE_DELETE, ap, NULL, 0)) == NULL) {
-        reply_error(req, 500, "out of memory");
+        admin_reply_error(req, 500, "out of memory");
+        return;
+    }
+    change_submit(ad, req, ch);
+}
+
+static void h_rules_post(struct admin *ad, struct evhttp_request *req,
+                         struct evkeyvalq *params)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    struct app_proxy *ap;
+    const char *target;
+    struct change *ch;
+    char *text;
+
+    if (admin_target_proxy(ad, req, params, &target, &ap) != 0) {
+        return;
+    }
+    if (ap == NULL && (ap = app_find_proxy(ad->a, NULL)) == NULL) {
+        admin_reply_error(req, 400,
+                          "several proxies run: say which one with "
+                          "?proxy=NAME");
+        return;
+    }
+    if (len == 0) {
+        admin_reply_error(req, 400,
+                          "empty body: send a rule, a list of rules or "
+                          "{\"rules\": [...]}");
+        return;
+    }
+    if ((text = malloc(len)) == NULL ||
+        evbuffer_remove(in, text, len) != (ev_ssize_t)len) {
+        free(text);
+        admin_reply_error(req, 500, "out of memory");
+        return;
+    }
+    if ((ch = change_new(CHANGE_ADD, ap, text, len)) == NULL) {
+        admin_reply_error(req, 500, "out of memory");
+        return;
+    }
+    change_submit(ad, req, ch);
+}
+
+/* GET /rules/NAME: the first proxy's rule of that name (or ?proxy's). */
+static void rule_get(struct admin *ad, struct evhttp_request *req,
+                     struct evkeyvalq *params, const char *name)
+{
+    struct app *a = ad->a;
+    struct app_proxy *only;
+    const char *target;
+    struct evbuffer *b;
+
+    if (admin_target_proxy(ad, req, params, &target, &only) != 0) {
+        return;
+    }
+    for (size_t i = 0; i < a->nproxies; i++) {
+        struct app_proxy *ap = &a->proxies[i];
+        const struct rule *r;
+        if ((only != NULL && only != ap) || ap->px.rules == NULL ||
+            (r = rules_find(ap->px.rules, name)) == NULL) {
+            continue;
+        }
+        if ((b = evbuffer_new()) == NULL) {
+            admin_reply_error(req, 500, "out of memory");
+            return;
+        }
+        json_rule(b, r, ap->name);
+        admin_reply_json(req, 200, b);
+        return;
+    }
+    admin_reply_error(req, 404, "no rule named '%s'", name);
+}
+
+/* DELETE /rules/NAME; name is taken. */
+static void rule_delete(struct admin *ad, struct evhttp_request *req,
+                        struct evkeyvalq *params, char *name)
+{
+    struct app_proxy *ap;
+    const char *target;
+    struct change *ch;
+
+    if (admin_target_proxy(ad, req, params, &target, &ap) != 0) {
+        free(name);
+        return;
+    }
+    if ((ch = change_new(CHANGE_REMOVE, ap, name, strlen(name))) == NULL) {
+        admin_reply_error(req, 500, "out of memory");
         return;
     }
     change_submit(ad, req, ch);
@@ -1038,7 +1248,7 @@ static void rules_toggle(struct admin *ad, struct evhttp_request *req,
                                    NULL, name, strlen(name));
 
     if (ch == NULL) {
-        reply_error(req, 500, "out of memory");
+        admin_reply_error(req, 500, "out of memory");
         return;
     }
     change_submit(ad, req, ch);
@@ -1053,16 +1263,30 @@ static void h_reload(struct admin *ad, struct evhttp_request *req,
     if (ad->a->config_path == NULL) {
         /* app_reload logs and counts the refusal. */
         app_reload(ad->a, NULL);
-        reply_error(req, 409,
-                    "no config file (-c): nothing to reload; use PUT "
-                    "/rules");
+        admin_reply_error(req, 409,
+                          "no config file (-c): nothing to reload; use PUT "
+                          "/rules");
         return;
     }
     if ((ch = change_new(CHANGE_RELOAD, NULL, NULL, 0)) == NULL) {
-        reply_error(req, 500, "out of memory");
+        admin_reply_error(req, 500, "out of memory");
         return;
     }
     ch->path = ad->a->config_path;
+    change_submit(ad, req, ch);
+}
+
+static void h_reset(struct admin *ad, struct evhttp_request *req,
+                    struct evkeyvalq *params)
+{
+    struct change *ch;
+    (void)params;
+
+    if ((ch = change_new(CHANGE_RESET, NULL, NULL, 0)) == NULL) {
+        admin_reply_error(req, 500, "out of memory");
+        return;
+    }
+    ch->path = ad->a->config_path; /* NULL: no file, no rules */
     change_submit(ad, req, ch);
 }
 
@@ -1101,6 +1325,50 @@ static uint64_t uptime_s(const struct admin *ad)
     return (uint64_t)(now.tv_sec - ad->started.tv_sec);
 }
 
+/* Replies of command op whose upstream round trip was measured. */
+static uint64_t latency_count(int op)
+{
+    uint64_t n = 0;
+
+    for (size_t i = 0; i < STATS_LAT_BUCKETS; i++) {
+        n += stats.lat_count[op][i];
+    }
+    return n;
+}
+
+/* "upstream_latency" of GET /stats: the histogram buckets' bounds, and
+ * per command seen its count, sum and per-bucket counts (not cumulative;
+ * one more than the bounds: the last is above the last bound). */
+static void stats_latency_json(struct evbuffer *b)
+{
+    bool first = true;
+
+    evbuffer_add_printf(b, ",\"upstream_latency\":{\"le_us\":[");
+    for (size_t i = 0; i < STATS_LAT_BUCKETS - 1; i++) {
+        evbuffer_add_printf(b, "%s%" PRIu32, i > 0 ? "," : "",
+                            stats_lat_bounds[i]);
+    }
+    evbuffer_add_printf(b, "],\"commands\":{");
+    for (int op = 0; op < PROTO_OP__COUNT; op++) {
+        uint64_t n = latency_count(op);
+        if (n == 0) {
+            continue;
+        }
+        evbuffer_add_printf(b,
+                            "%s\"%s\":{\"count\":%" PRIu64
+                            ",\"sum_us\":%" PRIu64 ",\"buckets\":[",
+                            first ? "" : ",", proto_op_name((enum proto_op)op),
+                            n, stats.lat_sum_us[op]);
+        first = false;
+        for (size_t i = 0; i < STATS_LAT_BUCKETS; i++) {
+            evbuffer_add_printf(b, "%s%" PRIu64, i > 0 ? "," : "",
+                                stats.lat_count[op][i]);
+        }
+        evbuffer_add(b, "]}", 2);
+    }
+    evbuffer_add(b, "}}", 2);
+}
+
 static void h_stats(struct admin *ad, struct evhttp_request *req,
                     struct evkeyvalq *params)
 {
@@ -1110,7 +1378,7 @@ static void h_stats(struct admin *ad, struct evhttp_request *req,
     (void)params;
 
     if (b == NULL) {
-        reply_error(req, 500, "out of memory");
+        admin_reply_error(req, 500, "out of memory");
         return;
     }
     evbuffer_add_printf(
@@ -1141,7 +1409,7 @@ static void h_stats(struct admin *ad, struct evhttp_request *req,
         struct app_proxy *ap = &a->proxies[i];
         struct rules *t = ap->px.rules;
         evbuffer_add_printf(b, "%s{\"name\":", i > 0 ? "," : "");
-        json_cstr(b, ap->name);
+        admin_json_cstr(b, ap->name);
         evbuffer_add_printf(b,
                             ",\"connections_now\":%" PRIu64
                             ",\"connections_total\":%" PRIu64 ",\"rules\":[",
@@ -1149,7 +1417,7 @@ static void h_stats(struct admin *ad, struct evhttp_request *req,
         for (size_t j = 0; t != NULL && j < rules_count(t); j++) {
             const struct rule *r = rules_at(t, j);
             evbuffer_add_printf(b, "%s{\"name\":", j > 0 ? "," : "");
-            json_cstr(b, r->name);
+            admin_json_cstr(b, r->name);
             evbuffer_add_printf(b,
                                 ",\"enabled\":%s,\"matched\":%" PRIu64
                                 ",\"fired\":%" PRIu64 "}",
@@ -1158,8 +1426,10 @@ static void h_stats(struct admin *ad, struct evhttp_request *req,
         }
         evbuffer_add(b, "]}", 2);
     }
-    evbuffer_add(b, "]}", 2);
-    reply_json(req, 200, b);
+    evbuffer_add(b, "]", 1);
+    stats_latency_json(b);
+    evbuffer_add(b, "}", 1);
+    admin_reply_json(req, 200, b);
 }
 
 /* # HELP and # TYPE lines of one metric family. */
@@ -1191,6 +1461,60 @@ static void prom_rules(struct evbuffer *b, struct app *a, const char *metric,
     }
 }
 
+/* Appends us microseconds as seconds in decimal, exactly ("0.0001", "5",
+ * "12.345678"): bucket bounds and sums are not rounded through a double. */
+static void prom_seconds(struct evbuffer *b, uint64_t us)
+{
+    char frac[8];
+    int n;
+
+    if (us % 1000000 == 0) {
+        evbuffer_add_printf(b, "%" PRIu64, us / 1000000);
+        return;
+    }
+    n = snprintf(frac, sizeof(frac), "%06" PRIu64, us % 1000000);
+    while (n > 0 && frac[n - 1] == '0') {
+        n--;
+    }
+    evbuffer_add_printf(b, "%" PRIu64 ".%.*s", us / 1000000, n, frac);
+}
+
+/*
+ * mcfault_upstream_latency_seconds: a histogram per command seen
+ * (commands never measured have no series), its buckets cumulative as
+ * the format wants, le="+Inf" equal to _count.
+ */
+static void prom_latency(struct evbuffer *b)
+{
+    const char *m = "mcfault_upstream_latency_seconds";
+
+    prom_family(b, "upstream_latency_seconds", "histogram",
+                "from a command forwarded to memcached to the end of its "
+                "reply, by command");
+    for (int op = 0; op < PROTO_OP__COUNT; op++) {
+        const char *cmd = proto_op_name((enum proto_op)op);
+        uint64_t n = latency_count(op);
+        uint64_t cum = 0;
+        if (n == 0) {
+            continue;
+        }
+        for (size_t i = 0; i < STATS_LAT_BUCKETS; i++) {
+            cum += stats.lat_count[op][i];
+            evbuffer_add_printf(b, "%s_bucket{command=\"%s\",le=\"", m, cmd);
+            if (i < STATS_LAT_BUCKETS - 1) {
+                prom_seconds(b, stats_lat_bounds[i]);
+            } else {
+                evbuffer_add(b, "+Inf", 4);
+            }
+            evbuffer_add_printf(b, "\"} %" PRIu64 "\n", cum);
+        }
+        evbuffer_add_printf(b, "%s_sum{command=\"%s\"} ", m, cmd);
+        prom_seconds(b, stats.lat_sum_us[op]);
+        evbuffer_add_printf(b, "\n%s_count{command=\"%s\"} %" PRIu64 "\n", m,
+                            cmd, n);
+    }
+}
+
 /*
  * Fields exposed only split by a label, whose sum they are:
  * mcfault_faults_total{action}, mcfault_connections{proxy} and
@@ -1213,7 +1537,7 @@ static void h_metrics(struct admin *ad, struct evhttp_request *req,
     (void)params;
 
     if (b == NULL) {
-        reply_error(req, 500, "out of memory");
+        admin_reply_error(req, 500, "out of memory");
         return;
     }
     for (size_t i = 0; i < NFIELDS; i++) {
@@ -1245,6 +1569,7 @@ static void h_metrics(struct admin *ad, struct evhttp_request *req,
             b, "mcfault_faults_total{action=\"%s\"} %" PRIu64 "\n",
             rule_action_name((enum rule_action)i), stats.faults[i]);
     }
+    prom_latency(b);
     prom_family(b, "connections", "gauge", "client connections open, by proxy");
     for (size_t i = 0; i < a->nproxies; i++) {
         evbuffer_add_printf(b, "mcfault_connections{proxy=\"");
@@ -1274,7 +1599,7 @@ static void h_metrics(struct admin *ad, struct evhttp_request *req,
     prom_family(b, "build_info", "gauge", "always 1; the version as a label");
     evbuffer_add_printf(b, "mcfault_build_info{version=\"%s\"} 1\n",
                         MCFAULT_VERSION);
-    reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", b);
+    admin_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", b);
 }
 
 static void add_event(uint64_t seq, const char *json, void *arg)
@@ -1297,15 +1622,15 @@ static void h_events(struct admin *ad, struct evhttp_request *req,
     if (s != NULL) {
         size_t n = strlen(s);
         if (n == 0 || n > SINCE_DIGITS_MAX || strspn(s, "0123456789") != n) {
-            reply_error(req, 400,
-                        "'since' must be a non-negative integer, got '%.40s'",
-                        s);
+            admin_reply_error(
+                req, 400, "'since' must be a non-negative integer, got '%.40s'",
+                s);
             return;
         }
         errno = 0;
         since = strtoull(s, NULL, 10);
         if (errno == ERANGE) {
-            reply_error(req, 400, "'since' is out of range");
+            admin_reply_error(req, 400, "'since' is out of range");
             return;
         }
     }
@@ -1318,7 +1643,7 @@ static void h_events(struct admin *ad, struct evhttp_request *req,
         if (b != NULL) {
             evbuffer_free(b);
         }
-        reply_error(req, 500, "out of memory");
+        admin_reply_error(req, 500, "out of memory");
         return;
     }
     uint64_t last = stats_events_since(since, add_event, list);
@@ -1326,7 +1651,7 @@ static void h_events(struct admin *ad, struct evhttp_request *req,
     evbuffer_add_buffer(b, list);
     evbuffer_free(list);
     evbuffer_add(b, "]}", 2);
-    reply_json(req, 200, b);
+    admin_reply_json(req, 200, b);
 }
 
 /* --------------------------------------------------------------------- */
@@ -1342,11 +1667,16 @@ struct route {
 };
 
 static const struct route routes[] = {
+    {"/", EVHTTP_REQ_GET, admin_page},
     {"/health", EVHTTP_REQ_GET, h_health},
     {"/rules", EVHTTP_REQ_GET, h_rules_get},
     {"/rules", EVHTTP_REQ_PUT, h_rules_put},
     {"/rules", EVHTTP_REQ_DELETE, h_rules_delete},
+    {"/rules", EVHTTP_REQ_POST, h_rules_post},
     {"/reload", EVHTTP_REQ_POST, h_reload},
+    {"/reset", EVHTTP_REQ_POST, h_reset},
+    {"/upstream/command", EVHTTP_REQ_POST, admin_upstream_command},
+    {"/upstream/stats", EVHTTP_REQ_GET, admin_upstream_stats},
     {"/stats", EVHTTP_REQ_GET, h_stats},
     {"/metrics", EVHTTP_REQ_GET, h_metrics},
     {"/events", EVHTTP_REQ_GET, h_events},
@@ -1358,8 +1688,38 @@ static const struct route routes[] = {
 static void reply_405(struct evhttp_request *req, const char *allow)
 {
     evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
-    reply_error(req, 405, "method not allowed (allowed: %s)", allow);
+    admin_reply_error(req, 405, "method not allowed (allowed: %s)", allow);
 }
+
+/* The rule name in a path, seg[0..seg_len) percent-decoded; NULL after
+ * replying 400 or 500. The caller frees it. */
+static char *rule_name_decode(struct evhttp_request *req, const char *seg,
+                              size_t seg_len)
+{
+    char *raw = malloc(seg_len + 1);
+    size_t len = 0;
+    char *name = NULL;
+
+    if (raw != NULL) {
+        memcpy(raw, seg, seg_len);
+        raw[seg_len] = '\0';
+        name = evhttp_uridecode(raw, 0, &len);
+        free(raw);
+    }
+    if (name == NULL) {
+        admin_reply_error(req, 500, "out of memory");
+        return NULL;
+    }
+    if (len != strlen(name)) {
+        admin_reply_error(req, 400, "a rule name cannot contain NUL");
+        free(name);
+        return NULL;
+    }
+    return name;
+}
+
+#define RULES_PREFIX "/rules/"
+#define RULES_PREFIX_LEN (sizeof(RULES_PREFIX) - 1)
 
 /*
  * POST /rules/NAME/enable and /rules/NAME/disable; NAME is percent-encoded
@@ -1368,12 +1728,13 @@ static void reply_405(struct evhttp_request *req, const char *allow)
 static bool route_toggle(struct admin *ad, struct evhttp_request *req,
                          const char *path)
 {
-    static const char prefix[] = "/rules/";
     const char *slash;
     bool enable;
+    char *name;
 
-    if (strncmp(path, prefix, sizeof(prefix) - 1) != 0 ||
-        (slash = strrchr(path, '/')) == NULL || slash < path + sizeof(prefix)) {
+    if (strncmp(path, RULES_PREFIX, RULES_PREFIX_LEN) != 0 ||
+        (slash = strrchr(path, '/')) == NULL ||
+        slash <= path + RULES_PREFIX_LEN) {
         return false;
     }
     if (strcmp(slash, "/enable") == 0) {
@@ -1387,27 +1748,40 @@ static bool route_toggle(struct admin *ad, struct evhttp_request *req,
         reply_405(req, "POST");
         return true;
     }
-    const char *seg = path + sizeof(prefix) - 1;
-    size_t seg_len = (size_t)(slash - seg);
-    char *raw = malloc(seg_len + 1);
-    size_t len = 0;
-    char *name = NULL;
-    if (raw != NULL) {
-        memcpy(raw, seg, seg_len);
-        raw[seg_len] = '\0';
-        name = evhttp_uridecode(raw, 0, &len);
-        free(raw);
-    }
-    if (name == NULL) {
-        reply_error(req, 500, "out of memory");
-        return true;
-    }
-    if (len != strlen(name)) {
-        reply_error(req, 400, "a rule name cannot contain NUL");
-        free(name);
-    } else {
+    const char *seg = path + RULES_PREFIX_LEN;
+    if ((name = rule_name_decode(req, seg, (size_t)(slash - seg))) != NULL) {
         rules_toggle(ad, req, name, enable);
     }
+    return true;
+}
+
+/*
+ * GET and DELETE /rules/NAME (NAME percent-encoded, non-empty; a '/' in
+ * it is part of it). Returns false when path is not of that shape.
+ */
+static bool route_rule(struct admin *ad, struct evhttp_request *req,
+                       const char *path, struct evkeyvalq *params)
+{
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    const char *seg = path + RULES_PREFIX_LEN;
+    char *name;
+
+    if (strncmp(path, RULES_PREFIX, RULES_PREFIX_LEN) != 0 || *seg == '\0') {
+        return false;
+    }
+    if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD && m != EVHTTP_REQ_DELETE) {
+        reply_405(req, "GET, HEAD, DELETE");
+        return true;
+    }
+    if ((name = rule_name_decode(req, seg, strlen(seg))) == NULL) {
+        return true;
+    }
+    if (m == EVHTTP_REQ_DELETE) {
+        rule_delete(ad, req, params, name); /* takes name */
+        return true;
+    }
+    rule_get(ad, req, params, name);
+    free(name);
     return true;
 }
 
@@ -1426,12 +1800,12 @@ static void route(struct admin *ad, struct evhttp_request *req)
     params.tqh_first = NULL;
     params.tqh_last = &params.tqh_first;
     if (path == NULL || *path == '\0') {
-        reply_error(req, 400, "bad request target");
+        admin_reply_error(req, 400, "bad request target");
         return;
     }
     if (query != NULL && evhttp_parse_query_str(query, &params) != 0) {
         evhttp_clear_headers(&params);
-        reply_error(req, 400, "bad query string");
+        admin_reply_error(req, 400, "bad query string");
         return;
     }
     for (size_t i = 0; i < NROUTES; i++) {
@@ -1453,8 +1827,9 @@ static void route(struct admin *ad, struct evhttp_request *req)
     }
     if (known) {
         reply_405(req, allow);
-    } else if (!route_toggle(ad, req, path)) {
-        reply_error(req, 404, "no such endpoint: %.200s", path);
+    } else if (!route_toggle(ad, req, path) &&
+               !route_rule(ad, req, path, &params)) {
+        admin_reply_error(req, 404, "no such endpoint: %.200s", path);
     }
     evhttp_clear_headers(&params);
 }
@@ -1567,16 +1942,17 @@ void admin_destroy(struct admin *ad)
     while (ad->conns != NULL) {
         conn_free(ad->conns); /* never attached */
     }
+    admin_upstream_free_all(ad);
     while (ad->checks != NULL) {
         struct health *h = ad->checks;
-        struct evhttp_request *req = held_release(&h->held);
+        struct evhttp_request *req = admin_held_release(&h->held);
         if (req != NULL) {
             evhttp_request_free(req);
         }
         health_free(h);
     }
     for (struct change *ch = ad->changes, *next; ch != NULL; ch = next) {
-        struct evhttp_request *req = held_release(&ch->held);
+        struct evhttp_request *req = admin_held_release(&ch->held);
         next = ch->next;
         if (req != NULL) {
             evhttp_request_free(req);

@@ -211,7 +211,8 @@ struct app_change {
     struct config_errors errs;
     size_t nrules;
     bool whole;       /* a reload (every proxy, in order), not a PUT */
-    const char *what; /* "reload" or "PUT /rules", for the log */
+    bool fresh;       /* a reset: no counters carried */
+    const char *what; /* "reload", "PUT /rules" or "reset", for the log */
 };
 
 /* Builds the tables of a parsed document into ch; on failure the problem
@@ -309,12 +310,13 @@ int app_change_apply(struct app *a, struct app_change *ch, const char *target,
     }
     for (size_t i = 0; i < ch->cfg.nproxies; i++) {
         struct proxy *px = &map[i]->px;
-        if (ch->tables[i] != NULL && px->rules != NULL) {
+        if (ch->tables[i] != NULL && px->rules != NULL && !ch->fresh) {
             rules_carry_counters(ch->tables[i], px->rules);
         }
         rules_destroy(px->rules);
         px->rules = ch->tables[i];
         ch->tables[i] = NULL;
+        map[i]->gen++;
     }
     rc = 0;
 done:
@@ -367,6 +369,7 @@ int app_clear_rules(struct app *a, const char *target)
         if (only == NULL || only == ap) {
             rules_destroy(ap->px.rules);
             ap->px.rules = NULL;
+            ap->gen++;
         }
     }
     log_msg(LOG_ERROR, "DELETE /rules: %s: no rules", target ? target : "all");
@@ -380,6 +383,7 @@ size_t app_set_enabled(struct app *a, const char *rule, bool enabled)
     for (size_t i = 0; i < a->nproxies; i++) {
         struct rules *t = a->proxies[i].px.rules;
         if (t != NULL && rules_set_enabled(t, rule, enabled) == 0) {
+            a->proxies[i].gen++;
             n++;
         }
     }
@@ -388,6 +392,433 @@ size_t app_set_enabled(struct app *a, const char *rule, bool enabled)
                 enabled ? "enabled" : "disabled");
     }
     return n;
+}
+
+/* ---- POST /rules, DELETE /rules/NAME: edits built off the loop ---- */
+
+/* One proxy's side of an edit. */
+struct edit_proxy {
+    bool touched;        /* its rules change */
+    uint64_t gen;        /* its app_proxy gen when the copy was taken */
+    struct rule *rules;  /* the copy; step 2 appends the new rules */
+    size_t n;            /* rules in the copy (the ones in force, kept) */
+    struct rules *table; /* built from rules; NULL for no rules */
+};
+
+struct app_edit {
+    bool adding;
+    char *name;    /* remove: the rule's name */
+    size_t target; /* add: the proxy; remove: one, or SIZE_MAX for all */
+    struct edit_proxy *px; /* one per running proxy */
+    size_t np;
+    struct config cfg; /* add: the body, parsed */
+    bool parsed;
+    struct config_errors errs; /* the body's problems, or the build's */
+    int status;                /* 0 or APP_E* once built */
+    size_t count;              /* rules added or removed */
+};
+
+/* Copies the bytes of a glob list; returns 0 or -1 (out of memory; what
+ * was copied is recorded in *out / *n for rule_free). */
+static int globs_copy(struct rule_glob **out, size_t *n,
+                      const struct rule_glob *g, size_t ng)
+{
+    *out = calloc(ng > 0 ? ng : 1, sizeof(**out));
+    *n = 0;
+    if (*out == NULL) {
+        return -1;
+    }
+    for (size_t i = 0; i < ng; i++) {
+        if (((*out)[i].pat = malloc(g[i].len + 1)) == NULL) {
+            return -1;
+        }
+        memcpy((*out)[i].pat, g[i].pat, g[i].len + 1);
+        (*out)[i].len = g[i].len;
+        (*n)++;
+    }
+    return 0;
+}
+
+/* A deep copy of src into dst (counters and enabled flag included).
+ * Returns 0, or -1 when out of memory (dst then owns nothing). */
+static int rule_copy(struct rule *dst, const struct rule *src)
+{
+    *dst = *src;
+    dst->name = NULL;
+    dst->cmds = NULL;
+    dst->ncmds = 0;
+    dst->keys = NULL;
+    dst->nkeys = 0;
+    dst->message = NULL;
+    if ((src->name != NULL && (dst->name = strdup(src->name)) == NULL) ||
+        globs_copy(&dst->cmds, &dst->ncmds, src->cmds, src->ncmds) != 0 ||
+        globs_copy(&dst->keys, &dst->nkeys, src->keys, src->nkeys) != 0) {
+        goto fail;
+    }
+    if (src->message != NULL) {
+        if ((dst->message = malloc(src->message_len + 1)) == NULL) {
+            goto fail;
+        }
+        memcpy(dst->message, src->message, src->message_len + 1);
+    }
+    return 0;
+fail:
+    rule_free(dst);
+    return -1;
+}
+
+static void edit_proxy_clear(struct edit_proxy *ep)
+{
+    for (size_t i = 0; i < ep->n; i++) {
+        rule_free(&ep->rules[i]);
+    }
+    free(ep->rules);
+    rules_destroy(ep->table);
+    ep->rules = NULL;
+    ep->n = 0;
+    ep->table = NULL;
+    ep->touched = false;
+}
+
+/* Whether e concerns proxy i. */
+static bool edit_concerns(const struct app_edit *e, size_t i)
+{
+    return e->target == SIZE_MAX || e->target == i;
+}
+
+/*
+ * Step 1 (also when redone): copies the rules in force of the proxies e
+ * concerns, less the one removed; counts the removed. Returns 0 or -1
+ * (out of memory).
+ */
+static int edit_copy(struct app *a, struct app_edit *e)
+{
+    e->count = 0;
+    for (size_t i = 0; i < e->np; i++) {
+        struct edit_proxy *ep = &e->px[i];
+        struct rules *t = a->proxies[i].px.rules;
+        size_t n = rules_count(t);
+        edit_proxy_clear(ep);
+        if (!edit_concerns(e, i)) {
+            continue;
+        }
+        ep->gen = a->proxies[i].gen;
+        ep->touched = e->adding;
+        if ((ep->rules = calloc(n + 1, sizeof(*ep->rules))) == NULL) {
+            return -1;
+        }
+        for (size_t j = 0; j < n; j++) {
+            const struct rule *r = rules_at(t, j);
+            if (!e->adding && r->name != NULL &&
+                strcmp(r->name, e->name) == 0) {
+                ep->touched = true;
+                e->count++;
+                continue;
+            }
+            if (rule_copy(&ep->rules[ep->n], r) != 0) {
+                return -1;
+            }
+            ep->n++;
+        }
+    }
+    return 0;
+}
+
+static struct app_edit *edit_new(struct app *a, bool adding, size_t target)
+{
+    struct app_edit *e = calloc(1, sizeof(*e));
+
+    if (e == NULL) {
+        return NULL;
+    }
+    e->adding = adding;
+    e->target = target;
+    e->np = a->nproxies;
+    if ((e->px = calloc(e->np + 1, sizeof(*e->px))) == NULL) {
+        free(e);
+        return NULL;
+    }
+    return e;
+}
+
+struct app_edit *app_edit_add(struct app *a, struct app_proxy *ap)
+{
+    struct app_edit *e = edit_new(a, true, (size_t)(ap - a->proxies));
+
+    if (e != NULL && edit_copy(a, e) != 0) {
+        app_edit_free(e);
+        return NULL;
+    }
+    return e;
+}
+
+struct app_edit *app_edit_remove(struct app *a, struct app_proxy *ap,
+                                 const char *name)
+{
+    struct app_edit *e =
+        edit_new(a, false, ap != NULL ? (size_t)(ap - a->proxies) : SIZE_MAX);
+
+    if (e == NULL) {
+        return NULL;
+    }
+    if ((e->name = strdup(name)) == NULL || edit_copy(a, e) != 0) {
+        app_edit_free(e);
+        return NULL;
+    }
+    return e;
+}
+
+struct name_ref {
+    const char *name;
+    bool body; /* one of the body's rules */
+};
+
+static int name_ref_cmp(const void *x, const void *y)
+{
+    const struct name_ref *a = x;
+    const struct name_ref *b = y;
+    int c = strcmp(a->name, b->name);
+
+    return c != 0 ? c : (int)a->body - (int)b->body;
+}
+
+/* The names of the rules kept and the body's must differ: each name
+ * taken is one problem. Returns 0 or APP_EDUP (or APP_EINVAL when out of
+ * memory). */
+static int edit_check_names(struct app_edit *e, const struct edit_proxy *ep,
+                            const struct config_proxy *body)
+{
+    size_t n = ep->n + body->nrules;
+    struct name_ref *refs = calloc(n + 1, sizeof(*refs));
+    int rc = 0;
+
+    if (refs == NULL) {
+        config_errors_addf(&e->errs, "out of memory");
+        return APP_EINVAL;
+    }
+    for (size_t i = 0; i < ep->n; i++) {
+        refs[i].name = ep->rules[i].name;
+    }
+    for (size_t i = 0; i < body->nrules; i++) {
+        refs[ep->n + i].name = body->rules[i].name;
+        refs[ep->n + i].body = true;
+    }
+    qsort(refs, n, sizeof(*refs), name_ref_cmp);
+    for (size_t i = 1; i < n; i++) {
+        if (strcmp(refs[i].name, refs[i - 1].name) != 0 ||
+            (i > 1 && strcmp(refs[i].name, refs[i - 2].name) == 0)) {
+            continue; /* a name reported once, however often it is given */
+        }
+        config_errors_addf(&e->errs,
+                           refs[i - 1].body
+                               ? "rule '%s' is given twice in the body"
+                               : "rule '%s' already exists",
+                           refs[i].name);
+        rc = APP_EDUP;
+    }
+    free(refs);
+    return rc;
+}
+
+/* Step 2 after the parse (also when redone): checks the names, appends
+ * copies of the body's rules, builds the tables. Sets e->status. */
+static void edit_tables(struct app_edit *e)
+{
+    e->status = 0;
+    if (e->adding) {
+        struct edit_proxy *ep = &e->px[e->target];
+        const struct config_proxy *body = &e->cfg.proxies[0];
+        size_t total = ep->n + body->nrules;
+        if ((e->status = edit_check_names(e, ep, body)) != 0) {
+            return;
+        }
+        if (total > RULES_MAX) {
+            config_errors_addf(&e->errs,
+                               "too many rules: %zu in force and %zu added "
+                               "(at most %d)",
+                               ep->n, body->nrules, RULES_MAX);
+            e->status = APP_EINVAL;
+            return;
+        }
+        struct rule *r = realloc(ep->rules, (total + 1) * sizeof(*r));
+        if (r == NULL) {
+            goto oom;
+        }
+        ep->rules = r;
+        for (size_t i = 0; i < body->nrules; i++) {
+            if (rule_copy(&ep->rules[ep->n], &body->rules[i]) != 0) {
+                goto oom;
+            }
+            ep->n++;
+        }
+        e->count = body->nrules;
+    }
+    for (size_t i = 0; i < e->np; i++) {
+        struct edit_proxy *ep = &e->px[i];
+        if (!ep->touched || ep->n == 0) {
+            continue; /* no rules: no table, the fast path */
+        }
+        /* A body with a seed seeds the new table as a file would. */
+        ep->table = rules_create(ep->rules, ep->n, proxy_seed(&e->cfg, i));
+        ep->rules = NULL; /* rules_create took them, also on failure */
+        ep->n = 0;
+        if (ep->table == NULL) {
+            goto oom;
+        }
+    }
+    return;
+oom:
+    config_errors_addf(&e->errs, "out of memory");
+    e->status = APP_EINVAL;
+}
+
+void app_edit_build(struct app_edit *e, const char *name, const char *text,
+                    size_t len)
+{
+    if (e->adding) {
+        if (config_parse_rules(name, text, len, e->px[e->target].n, &e->cfg,
+                               &e->errs) != 0) {
+            e->status = APP_EINVAL;
+            return;
+        }
+        e->parsed = true;
+    }
+    edit_tables(e);
+}
+
+/* Step 3's check that the copy is still what is in force; a stale edit is
+ * copied and built again here. Returns false when out of memory. */
+static bool edit_refresh(struct app *a, struct app_edit *e)
+{
+    bool stale = false;
+
+    for (size_t i = 0; i < e->np; i++) {
+        if (edit_concerns(e, i) && e->px[i].gen != a->proxies[i].gen) {
+            stale = true;
+        }
+    }
+    if (!stale) {
+        return true;
+    }
+    log_msg(LOG_INFO, "rules changed while an edit was built: building it "
+                      "again");
+    if (edit_copy(a, e) != 0) {
+        return false;
+    }
+    edit_tables(e);
+    return true;
+}
+
+int app_edit_apply(struct app *a, struct app_edit *e,
+                   struct config_errors *errs_out, size_t *count)
+{
+    struct config_errors mine = {0};
+    struct config_errors *errs = errs_out != NULL ? errs_out : &mine;
+    const char *what = e->adding ? "POST /rules" : "DELETE /rules/NAME";
+    size_t from = errs->n;
+    int rc = e->status;
+
+    *count = 0;
+    if (e->adding && rc == 0) {
+        /* A document's listen/upstream must be the running ones. */
+        struct app_proxy *map = NULL;
+        if (map_proxies(a, &e->cfg, false, a->proxies[e->target].name, &map,
+                        errs) != 0) {
+            rc = APP_EINVAL;
+        }
+    }
+    if (rc == 0 && !edit_refresh(a, e)) {
+        config_errors_addf(errs, "out of memory");
+        rc = APP_EINVAL;
+    }
+    if (rc == 0) {
+        rc = e->status;
+    }
+    if (rc == 0 && !e->adding && e->count == 0) {
+        rc = APP_ENOENT;
+    }
+    for (size_t i = 0; i < e->errs.n; i++) {
+        config_errors_addf(errs, "%s", e->errs.msgs[i]);
+    }
+    if (rc != 0) {
+        if (e->adding) {
+            stats.reloads_failed++;
+            log_refused(a, what, errs, from);
+        }
+        app_edit_free(e);
+        config_errors_free(&mine);
+        return rc;
+    }
+    for (size_t i = 0; i < e->np; i++) {
+        struct edit_proxy *ep = &e->px[i];
+        struct app_proxy *ap = &a->proxies[i];
+        if (!ep->touched) {
+            continue;
+        }
+        if (ep->table != NULL && ap->px.rules != NULL) {
+            rules_carry_counters(ep->table, ap->px.rules);
+        }
+        rules_destroy(ap->px.rules);
+        ap->px.rules = ep->table;
+        ep->table = NULL;
+        ap->gen++;
+    }
+    if (e->adding) {
+        stats.reloads_ok++;
+        log_msg(LOG_ERROR, "%s: ok, %zu rule%s added to '%s', %zu in force",
+                what, e->count, e->count == 1 ? "" : "s",
+                a->proxies[e->target].name, app_rule_count(a));
+    } else {
+        log_msg(LOG_ERROR, "DELETE /rules/%s: ok, removed from %zu prox%s",
+                e->name, e->count, e->count == 1 ? "y" : "ies");
+    }
+    *count = e->count;
+    app_edit_free(e);
+    return 0;
+}
+
+void app_edit_free(struct app_edit *e)
+{
+    if (e == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < e->np; i++) {
+        edit_proxy_clear(&e->px[i]);
+    }
+    free(e->px);
+    free(e->name);
+    config_free(&e->cfg);
+    config_errors_free(&e->errs);
+    free(e);
+}
+
+/* ---- POST /reset ---- */
+
+int app_reset(struct app *a, struct app_change *ch, struct config_errors *errs)
+{
+    if (ch != NULL) {
+        ch->fresh = true;
+        ch->what = "reset";
+        if (app_change_apply(a, ch, NULL, errs) != 0) {
+            return APP_EINVAL;
+        }
+    } else {
+        for (size_t i = 0; i < a->nproxies; i++) {
+            rules_destroy(a->proxies[i].px.rules);
+            a->proxies[i].px.rules = NULL;
+            a->proxies[i].gen++;
+        }
+        log_msg(LOG_ERROR, "reset: no rule file (-c): no rules");
+    }
+    /*
+     * Hook: proxies switched off (a feature to come) are switched back on
+     * here; a fresh start has every proxy up.
+     */
+    stats_reset();
+    for (size_t i = 0; i < a->nproxies; i++) {
+        a->proxies[i].px.conns_total = 0;
+    }
+    return 0;
 }
 
 void app_free(struct app *a)

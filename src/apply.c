@@ -92,6 +92,7 @@ bool apply_head(struct conn *c)
             uint32_t len = e->len;
             inflight_pop(&c->q);
             if (emit_local(c, len) != 0) {
+                conn_fail(c); /* a reply lost would shift every later one */
                 return false;
             }
             break;
@@ -160,12 +161,23 @@ static int local_render(struct conn *c, const struct proto_cmd *cmd,
 
 static int forward(struct conn *c, const struct proto_cmd *cmd, bool swallow)
 {
+    uint32_t before = c->q.len;
+
     c->data = DATA_FORWARD;
-    if (conn_line_forward(c) != 0) {
+    if (conn_line_forward(c) != 0 ||
+        inflight_forward(&c->q, (uint8_t)cmd->reply, cmd->noreply,
+                         cmd->op == PROTO_OP_MN, swallow) != 0) {
         return -1;
     }
-    return inflight_forward(&c->q, (uint8_t)cmd->reply, cmd->noreply,
-                            cmd->op == PROTO_OP_MN, swallow);
+    if (c->q.len > before) {
+        /* A command with one reply of its own: time its round trip. */
+        struct inflight_entry *e = inflight_at(&c->q, c->q.len - 1);
+        if (e->type == IF_ONE) {
+            e->op = (uint8_t)cmd->op;
+            e->until = conn_loop_us(c);
+        }
+    }
+    return 0;
 }
 
 /* mcfault --health sends this (memcached would answer ERROR): it goes up

@@ -29,24 +29,27 @@ int buf_append(struct buf *b, const void *p, size_t n)
         return 0;
     }
     if (b->end + n > b->cap) {
-        if (len + n <= b->cap && b->start >= len) {
-            /* Moving the bytes costs no more than the room it frees. */
+        size_t cap = b->cap;
+        if (len + n > cap || b->start < len) {
+            /* Moving the bytes would cost more than the room it frees, or
+             * cannot free enough: a block of the size they need. */
+            cap = buf_size_for(len + n);
+        }
+        if (b->start > 0) {
             memmove(b->data, b->data + b->start, len);
-        } else {
-            size_t cap = buf_size_for(len + n);
-            char *d = malloc(cap);
+            b->start = 0;
+            b->end = len;
+        }
+        if (cap != b->cap) {
+            /* realloc, not a new block and a copy: a big block's pages
+             * are moved, never held twice. */
+            char *d = realloc(b->data, cap);
             if (d == NULL) {
                 return -1;
             }
-            if (len > 0) {
-                memcpy(d, b->data + b->start, len);
-            }
-            free(b->data);
             b->data = d;
             b->cap = cap;
         }
-        b->start = 0;
-        b->end = len;
     }
     memcpy(b->data + b->end, p, n);
     b->end += n;

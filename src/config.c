@@ -52,6 +52,11 @@ struct ctx {
     size_t cap;
     bool full; /* CONFIG_ERRORS_MAX reached: later problems dropped */
     bool oom;
+    /* config_parse_rules: rules already in force ahead of the parsed ones
+     * (an unnamed rule is numbered after them); duplicate names are left
+     * to the caller, who checks them against those rules as well. */
+    size_t rule_base;
+    bool adding;
 };
 
 /* A name or address and where it was written, for duplicate checks. */
@@ -887,7 +892,7 @@ static void parse_rule(struct ctx *c, const yaml_node_t *map, size_t i,
     bool ok[RF__COUNT] = {0};
     char dflt[32];
 
-    snprintf(dflt, sizeof(dflt), "rule-%zu", i + 1);
+    snprintf(dflt, sizeof(dflt), "rule-%zu", c->rule_base + i + 1);
     r->probability = 1.0;
     r->enabled = true;
     r->line = (uint32_t)(map->start_mark.line + 1);
@@ -954,7 +959,9 @@ static void parse_rules(struct ctx *c, const yaml_node_t *v,
             nrefs++;
         }
     }
-    report_dups(c, refs, nrefs, "rule name");
+    if (!c->adding) {
+        report_dups(c, refs, nrefs, "rule name");
+    }
     free(refs);
 }
 
@@ -1278,40 +1285,123 @@ static size_t errs_flush(struct ctx *c, struct config_errors *errs)
     return total;
 }
 
-int config_parse(const char *name, const char *text, size_t len,
-                 struct config *cfg, struct config_errors *errs)
+/* Loads c's text and hands its tree to top; c->file, text and len are
+ * set. Same contract as config_parse. */
+static int parse_with(struct ctx *c, void (*top)(struct ctx *, struct config *),
+                      struct config *cfg, struct config_errors *errs)
 {
-    struct ctx c = {0};
     struct config tmp = {0};
 
     memset(cfg, 0, sizeof(*cfg));
-    c.file = name != NULL ? name : "<config>";
-    c.text = text != NULL ? text : "";
-    c.len = text != NULL ? len : 0;
-    if (prescan(&c) == 0) {
+    if (prescan(c) == 0) {
         yaml_parser_t p;
         yaml_document_t doc;
         if (!yaml_parser_initialize(&p)) {
-            c.oom = true;
+            c->oom = true;
         } else {
-            yaml_parser_set_input_string(&p, (const unsigned char *)c.text,
-                                         c.len);
+            yaml_parser_set_input_string(&p, (const unsigned char *)c->text,
+                                         c->len);
             if (yaml_parser_load(&p, &doc)) {
-                c.doc = &doc;
-                parse_top(&c, &tmp);
+                c->doc = &doc;
+                top(c, &tmp);
                 yaml_document_delete(&doc);
             } else {
-                yaml_error(&c, &p);
+                yaml_error(c, &p);
             }
             yaml_parser_delete(&p);
         }
     }
-    if (errs_flush(&c, errs) != 0) {
+    if (errs_flush(c, errs) != 0) {
         config_free(&tmp);
         return -1;
     }
     *cfg = tmp;
     return 0;
+}
+
+int config_parse(const char *name, const char *text, size_t len,
+                 struct config *cfg, struct config_errors *errs)
+{
+    struct ctx c = {0};
+
+    c.file = name != NULL ? name : "<config>";
+    c.text = text != NULL ? text : "";
+    c.len = text != NULL ? len : 0;
+    return parse_with(&c, parse_top, cfg, errs);
+}
+
+/* True when the mapping m has the key k. */
+static bool map_has(struct ctx *c, const yaml_node_t *m, const char *k)
+{
+    for (const yaml_node_pair_t *p = m->data.mapping.pairs.start;
+         p < m->data.mapping.pairs.top; p++) {
+        const yaml_node_t *key = node_at(c, p->key);
+        if (key != NULL && key->type == YAML_SCALAR_NODE &&
+            seq_eq(sval(key), slen(key), k)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * // body = rule | [rule, ...] | {rules: [rule, ...], listen, upstream, seed}
+ * Rules to add to one running proxy (POST /rules).
+ */
+static void parse_added(struct ctx *c, struct config *cfg)
+{
+    const yaml_node_t *root = yaml_document_get_root_node(c->doc);
+    static const yaml_mark_t start = {0, 0, 0};
+
+    if (root == NULL || is_null(root)) {
+        err_at(c, root != NULL ? &root->start_mark : &start,
+               "no rules: send a rule, a list of rules or a mapping with "
+               "'rules'");
+        return;
+    }
+    if (root->type == YAML_MAPPING_NODE &&
+        (map_has(c, root, "rules") || map_has(c, root, "proxies"))) {
+        parse_top(c, cfg);
+        if (map_has(c, root, "proxies")) {
+            err_at(c, &root->start_mark,
+                   "'proxies' cannot be used here: rules are added to one "
+                   "proxy (name it with ?proxy=NAME)");
+        }
+        return;
+    }
+    cfg->proxies = calloc(1, sizeof(*cfg->proxies));
+    if (cfg->proxies == NULL) {
+        c->oom = true;
+        return;
+    }
+    cfg->nproxies = 1;
+    struct config_proxy *p = &cfg->proxies[0];
+    p->name = dup_bytes(c, "default", strlen("default"));
+    if (root->type == YAML_SEQUENCE_NODE) {
+        parse_rules(c, root, p);
+        return;
+    }
+    struct dupref ref;
+    if ((p->rules = calloc(1, sizeof(*p->rules))) == NULL) {
+        c->oom = true;
+        return;
+    }
+    p->nrules = 1;
+    parse_rule(c, root, 0, &p->rules[0], &ref);
+}
+
+int config_parse_rules(const char *name, const char *text, size_t len,
+                       size_t before, struct config *cfg,
+                       struct config_errors *errs)
+{
+    struct ctx c = {0};
+
+    c.file = name != NULL ? name : "<config>";
+    c.text = text != NULL ? text : "";
+    c.len = text != NULL ? len : 0;
+    c.rule_base = before;
+    c.adding = true;
+    return parse_with(&c, parse_added, cfg, errs);
 }
 
 int config_load_file(const char *path, struct config *cfg,

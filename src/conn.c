@@ -63,6 +63,18 @@ uint64_t conn_now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+/* The time a read callback started, for latencies: one clock read per
+ * read, not per command. libevent's own cached time comes from
+ * CLOCK_MONOTONIC_COARSE (4 ms steps), too coarse for round trips, and a
+ * precise one costs a timerfd_settime per loop turn. */
+static uint64_t read_started_us;
+
+uint64_t conn_loop_us(const struct conn *c)
+{
+    (void)c;
+    return read_started_us != 0 ? read_started_us : conn_now_us();
+}
+
 static void timer_arm(struct conn *c, struct event **ev, event_callback_fn fn,
                       uint64_t us)
 {
@@ -78,10 +90,13 @@ static void timer_arm(struct conn *c, struct event **ev, event_callback_fn fn,
 
 /* ---- memory ---- */
 
-/* What waits for the client: replies read, proxy-made replies. */
+/* What waits for the client. Proxy-made replies waiting in local are not
+ * counted here: they leave only once the replies before them are read, so
+ * they must never stop the upstream from being read (pausing the parser
+ * bounds them). */
 static size_t held_to_client(const struct conn *c)
 {
-    return c->uin.cap + c->cout.cap + c->local.cap;
+    return c->uin.cap + c->cout.cap;
 }
 
 /* What the in-flight queue holds beyond its inline slots: a client that
@@ -94,7 +109,8 @@ static size_t held_queue(const struct conn *c)
 /* Everything the connection holds but a partial command line. */
 static size_t held_total(const struct conn *c)
 {
-    return c->cin.cap + c->uout.cap + held_queue(c) + held_to_client(c);
+    return c->cin.cap + c->uout.cap + c->local.cap + held_queue(c) +
+           held_to_client(c);
 }
 
 /* ---- runs: bytes passed on as they are ---- */
@@ -166,9 +182,7 @@ static int out_send(int fd, struct buf *b, struct run *r, uint64_t *count)
     return 0;
 }
 
-/* Gives up on a connection that cannot get memory: nothing more is read
- * or written; it closes on the next check. */
-static void conn_fail(struct conn *c)
+void conn_fail(struct conn *c)
 {
     log_msg(LOG_ERROR, "conn %d: out of memory, closing", c->cfd);
     c->client = CLIENT_GONE;
@@ -321,7 +335,10 @@ static void client_feed(struct conn *c, const char *p, size_t n)
     r->end = 0;
     while (pos < n && c->input == IN_PARSE) {
         if (c->mode != MODE_TEXT) {
-            run_take(r, &c->uout, pos, n - pos);
+            if (run_take(r, &c->uout, pos, n - pos) != 0) {
+                conn_fail(c);
+                return;
+            }
             pos = n;
             break;
         }
@@ -518,6 +535,13 @@ static void reply_chunk(struct conn *c, const char *p, size_t n)
             }
         }
         if (ev == REPLY_DONE) {
+            struct inflight_entry *e = inflight_head(&c->q);
+            if (c->rp_fresh && e != NULL && e->type == IF_ONE &&
+                e->until != 0) {
+                uint64_t now = conn_loop_us(c);
+                stats_latency((enum proto_op)e->op,
+                              now > e->until ? now - e->until : 0);
+            }
             inflight_reply_end(&c->q, is_mn);
         }
     }
@@ -543,7 +567,9 @@ static void upstream_input(struct conn *c, const char *p, size_t n)
         }
         return;
     }
+    c->rp_fresh = true;
     reply_chunk(c, p, n);
+    c->rp_fresh = false;
 }
 
 /* Replies held by a delay, or proxy-made entries at the head. */
@@ -558,11 +584,21 @@ static void upstream_resume(struct conn *c)
 
 /* ---- the loop ---- */
 
-static bool head_is_proxy_made(struct conn *c)
+/* Replies can move: the head is not a delay whose time has yet to come
+ * (its timer is armed again: libevent's clock may wake it a little early),
+ * and there is something to move or act on. */
+static bool replies_can_move(struct conn *c)
 {
     struct inflight_entry *h = inflight_head(&c->q);
 
-    return h != NULL && h->type >= IF_LOCAL;
+    if (h != NULL && h->type == IF_DELAY) {
+        uint64_t now = conn_now_us();
+        if (now < h->until) {
+            conn_wake_output_in(c, h->until - now);
+            return false;
+        }
+    }
+    return buf_len(&c->uin) > 0 || (h != NULL && h->type >= IF_LOCAL);
 }
 
 /* Decides whether the connection is over; frees it and returns true then.
@@ -615,7 +651,7 @@ static bool conn_check_done(struct conn *c)
 static void conn_update_events(struct conn *c)
 {
     size_t to_client = held_to_client(c);
-    size_t all = to_client + c->cin.cap + c->uout.cap + held_queue(c);
+    size_t all = held_total(c);
     unsigned want = 0;
 
     if (c->client == CLIENT_WRITE_SHUT ||
@@ -651,12 +687,18 @@ static void conn_update_events(struct conn *c)
  * follow the connection's state. */
 static void conn_run(struct conn *c)
 {
-    if (c->input == IN_PARSE && buf_len(&c->cin) > 0 &&
-        held_total(c) - c->cin.cap < CONN_WATER_LOW) {
-        client_resume(c);
+    struct inflight_entry *h = inflight_head(&c->q);
+
+    /* The common case, cheaply: both sides open, nothing held, nothing of
+     * the proxy's own at the head, both sides read: nothing to do. */
+    if ((c->cin.cap | c->uout.cap | c->uin.cap | c->cout.cap | c->local.cap) ==
+            0 &&
+        c->client == CLIENT_OPEN && c->up == UP_OPEN && c->input == IN_PARSE &&
+        c->output == OUT_FLOW && (h == NULL || h->type < IF_LOCAL) &&
+        c->armed == ((1u << EV_CREAD) | (1u << EV_UREAD))) {
+        return;
     }
-    if (c->output == OUT_FLOW &&
-        (buf_len(&c->uin) > 0 || head_is_proxy_made(c))) {
+    if (c->output == OUT_FLOW && replies_can_move(c)) {
         upstream_resume(c);
     }
     if (buf_len(&c->uout) > 0) {
@@ -664,6 +706,16 @@ static void conn_run(struct conn *c)
     }
     if (buf_len(&c->cout) > 0) {
         client_flush(c, NULL);
+    }
+    /* After the writes: they are what brings a paused connection back
+     * under the low mark. Each turn takes some input; a client that does
+     * not read stops it, and its write event brings us back. */
+    while (c->input == IN_PARSE && buf_len(&c->cin) > 0 &&
+           held_total(c) - c->cin.cap < CONN_WATER_LOW) {
+        client_resume(c);
+        if (buf_len(&c->cout) > 0) {
+            client_flush(c, NULL);
+        }
     }
     if (conn_check_done(c)) {
         return;
@@ -679,6 +731,7 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
 
+    read_started_us = conn_now_us();
     for (int i = 0; i < CONN_READS_MAX; i++) {
         ssize_t n = recv(c->cfd, scratch, sizeof(scratch), 0);
         if (n > 0) {
@@ -703,6 +756,7 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
         break;
     }
     conn_run(c);
+    read_started_us = 0; /* other callbacks read the clock */
 }
 
 static void upstream_closed(struct conn *c, ssize_t n)
@@ -723,6 +777,7 @@ static void on_upstream_read(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
 
+    read_started_us = conn_now_us();
     for (int i = 0; i < CONN_READS_MAX; i++) {
         ssize_t n = recv(c->ufd, scratch, sizeof(scratch), 0);
         if (n > 0) {
@@ -740,6 +795,7 @@ static void on_upstream_read(evutil_socket_t fd, short what, void *arg)
         break;
     }
     conn_run(c);
+    read_started_us = 0; /* other callbacks read the clock */
 }
 
 static void on_client_write(evutil_socket_t fd, short what, void *arg)
@@ -771,6 +827,9 @@ static void on_upstream_write(evutil_socket_t fd, short what, void *arg)
             return;
         }
         c->up = UP_OPEN;
+        if (c->up_timer != NULL) {
+            evtimer_del(c->up_timer);
+        }
         log_msg(LOG_INFO, "conn %d: upstream connected", c->cfd);
     }
     conn_run(c);
@@ -810,8 +869,8 @@ void conn_wake_output_in(struct conn *c, uint64_t us)
  * half-way), closes both sockets, frees c. */
 static void conn_release(struct conn *c)
 {
-    struct event *evs[] = {c->ev[0], c->ev[1],    c->ev[2],
-                           c->ev[3], c->in_timer, c->out_timer};
+    struct event *evs[] = {c->ev[0],    c->ev[1],     c->ev[2],   c->ev[3],
+                           c->in_timer, c->out_timer, c->up_timer};
     struct buf *bufs[] = {&c->cin, &c->cout, &c->uin, &c->uout, &c->local};
 
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
@@ -950,6 +1009,24 @@ static void conn_start(struct conn *c)
     conn_update_events(c);
 }
 
+/* A connect that neither succeeded nor failed in time: as refused. */
+static void on_up_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    (void)fd;
+    (void)what;
+
+    if (c->up != UP_CONNECTING) {
+        return;
+    }
+    resolver_invalidate(c->px->resolver); /* moved? look again */
+    stats.upstream_errors++;
+    log_msg(LOG_ERROR, "conn %d: upstream %s:%s: no answer within %d ms",
+            c->cfd, c->px->upstream_spec.host, c->px->upstream_spec.port,
+            CONN_CONNECT_TIMEOUT_MS);
+    conn_free(c);
+}
+
 /* The upstream's address is known (px->upstream): connect. Returns 0, or
  * -1 with the reason logged. */
 static int conn_connect(struct conn *c)
@@ -957,6 +1034,10 @@ static int conn_connect(struct conn *c)
     struct proxy *px = c->px;
 
     if (upstream_connect(c) == 0) {
+        if (c->up == UP_CONNECTING) {
+            timer_arm(c, &c->up_timer, on_up_timer,
+                      (uint64_t)CONN_CONNECT_TIMEOUT_MS * 1000u);
+        }
         return 0;
     }
     if (c->ufd >= 0) {
@@ -996,18 +1077,21 @@ void conn_upstream_resolved(struct proxy *px, int status)
 
     while (c != NULL) {
         struct conn *next = c->next; /* c may be freed below */
-        if (c->up == UP_RESOLVING) {
-            if (status != 0 || resolver_get(px->resolver, &px->upstream,
-                                            &px->upstream_len) != 0) {
-                stats.upstream_errors++;
-                log_msg(LOG_ERROR, "conn %d: upstream %s:%s: not resolved",
-                        c->cfd, px->upstream_spec.host, px->upstream_spec.port);
-                conn_free(c);
-            } else if (conn_connect(c) != 0) {
-                conn_free(c);
-            } else {
-                conn_run(c);
-            }
+        if (c->up != UP_RESOLVING) {
+            /* not waiting */
+        } else if (status != 0) {
+            stats.upstream_errors++;
+            log_msg(LOG_ERROR, "conn %d: upstream %s:%s: not resolved", c->cfd,
+                    px->upstream_spec.host, px->upstream_spec.port);
+            conn_free(c);
+        } else if (resolver_get(px->resolver, &px->upstream,
+                                &px->upstream_len) != 0) {
+            /* A connect before this one failed and asked for a new
+             * lookup: wait for it. */
+        } else if (conn_connect(c) != 0) {
+            conn_free(c);
+        } else {
+            conn_run(c);
         }
         c = next;
     }

@@ -17,11 +17,16 @@
 #include "mcfault/reply.h"
 
 /* Backpressure, one rule for every buffer of a connection: the client is
- * not read while what the connection holds is over HIGH (resuming under
- * LOW), the upstream not while what waits for the client is. A partial
- * command line is bounded by the line limits instead (proto.h). */
+ * not read (nor its input parsed) while what the connection holds is over
+ * HIGH (resuming under LOW), the upstream not while the replies read and
+ * not yet written to the client are. A partial command line is bounded by
+ * the line limits instead (proto.h). */
 #define CONN_WATER_HIGH (1024 * 1024)
 #define CONN_WATER_LOW (256 * 1024)
+/* A connect to memcached that neither succeeds nor fails within this long
+ * (an address nobody answers any more: a container gone) fails: the name
+ * is looked up again and the client closed, as if refused. */
+#define CONN_CONNECT_TIMEOUT_MS 2000
 
 /* What the connection carries. Text is parsed and framed; the tunnels
  * relay raw bytes both ways and close like a relay (half-close passed
@@ -36,7 +41,7 @@ enum conn_mode {
 enum client_state {
     CLIENT_OPEN = 0,   /* requests may come, replies are written */
     CLIENT_READ_DONE,  /* no more requests (EOF, or the proxy stopped
-                          reading: quit, line too long, drop) */
+                          reading: a line too long, drop) */
     CLIENT_WRITE_SHUT, /* tunnel: memcached closed, the EOF was passed on */
     CLIENT_GONE        /* nothing can be written to it any more */
 };
@@ -111,6 +116,8 @@ struct conn {
     struct run rq;      /* request bytes of this chunk going upstream */
     struct run rp;      /* reply bytes of this chunk going to the client */
     bool rp_active;     /* rp belongs to a chunk being processed */
+    bool rp_fresh;      /* ... just read (not held back by a delay): its
+                           replies' round trips are timed */
     size_t line_held;   /* bytes of a partial line the parser holds */
     size_t cur_pos;     /* the current command line: where it starts in the
                            chunk (when not spanned), */
@@ -122,6 +129,7 @@ struct conn {
     struct inflight q;
     struct event *in_timer;  /* ends IN_HELD */
     struct event *out_timer; /* wakes an IF_DELAY at the head */
+    struct event *up_timer;  /* bounds the upstream connect */
     struct event *ev[4];     /* ARM order: client read/write, up read/write */
 };
 
@@ -143,6 +151,10 @@ int conn_hold(struct conn *c, uint64_t us);
 /* The rest of the input is never read as commands. */
 void conn_stop_input(struct conn *c);
 
+/* Gives up on a connection that cannot get memory: nothing more is read
+ * or written; it closes on the next check. */
+void conn_fail(struct conn *c);
+
 /* A drop reached the head: what is owed was flushed; close both sides. */
 void conn_begin_drop(struct conn *c);
 
@@ -151,6 +163,10 @@ void conn_wake_output_in(struct conn *c, uint64_t us);
 
 /* Monotonic microseconds. */
 uint64_t conn_now_us(void);
+
+/* The loop's clock in microseconds: read once per loop turn, free to ask
+ * again; for latencies. */
+uint64_t conn_loop_us(const struct conn *c);
 
 /* ---- provided by apply.c to conn.c ---- */
 

@@ -5,6 +5,7 @@
 #include "mcfault/inflight.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 void inflight_init(struct inflight *q)
 {
@@ -27,19 +28,29 @@ int inflight_push(struct inflight *q, struct inflight_entry e)
 {
     if (q->len == q->cap) {
         uint32_t cap = q->cap * 2;
-        struct inflight_entry *s = malloc(sizeof(*s) * cap);
-        if (s == NULL) {
-            return -1;
-        }
-        for (uint32_t i = 0; i < q->len; i++) {
-            s[i] = *inflight_at(q, i);
-        }
-        if (q->slots != q->small) {
-            free(q->slots);
+        struct inflight_entry *s;
+        if (q->slots == q->small) {
+            if ((s = malloc(sizeof(*s) * cap)) == NULL) {
+                return -1;
+            }
+            for (uint32_t i = 0; i < q->len; i++) {
+                s[i] = *inflight_at(q, i);
+            }
+            q->head = 0;
+        } else {
+            /* realloc keeps a long queue's pages (never held twice); the
+             * entries that wrapped to the front move up behind the
+             * others. */
+            if ((s = realloc(q->slots, sizeof(*s) * cap)) == NULL) {
+                return -1;
+            }
+            uint32_t wrapped = q->head + q->len - q->cap;
+            if (q->head > 0) {
+                memcpy(s + q->cap, s, sizeof(*s) * wrapped);
+            }
         }
         q->slots = s;
         q->cap = cap;
-        q->head = 0;
     }
     *inflight_at(q, q->len) = e;
     q->len++;

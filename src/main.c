@@ -153,7 +153,7 @@ static int check_config(const char *path)
 
 /*
  * --health ADDR:PORT: sends mcfault there "mcfault_health", which it
- * forwards to its upstream as "version" past the rules (conn.c); a VERSION
+ * forwards to its upstream as "version" past the rules (apply.c); a VERSION
  * reply means both answer. Blocking, bounded by
  * HEALTH_TIMEOUT_S. Returns the exit status (0 healthy, 1 not).
  */
@@ -272,13 +272,15 @@ static void begin_stop(struct app *a, int sig)
     on_stop_tick(-1, EV_TIMEOUT, &stopping);
 }
 
+static void reload_async(struct app *a);
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     struct app *a = arg;
     (void)what;
 
     if (sig == SIGHUP) {
-        app_reload(a, NULL);
+        reload_async(a);
         return;
     }
     if (sig == SIGUSR1) {
@@ -295,10 +297,65 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     begin_stop(a, (int)sig);
 }
 
+/*
+ * SIGHUP and --watch-config: the file is read and its tables built on a
+ * worker thread, so a big file never stalls proxied traffic; the swap
+ * happens on the loop. Reloads are numbered: one that finishes after a
+ * newer one has been applied is dropped (the newer read the file later).
+ */
+struct reload_job {
+    struct app *a;
+    uint64_t seq;
+    struct app_change *ch;
+};
+
+static uint64_t reload_started;
+static uint64_t reload_applied;
+
+static void reload_work(void *arg)
+{
+    struct reload_job *j = arg;
+
+    j->ch = app_change_load(j->a->config_path);
+}
+
+static void reload_done(void *arg)
+{
+    struct reload_job *j = arg;
+
+    if (j->seq < reload_applied) {
+        app_change_free(j->ch);
+    } else if (j->ch == NULL) {
+        reload_applied = j->seq;
+        log_msg(LOG_ERROR, "reload: out of memory; kept the old rules");
+        stats.reloads_failed++;
+    } else {
+        reload_applied = j->seq;
+        app_change_apply(j->a, j->ch, NULL, NULL);
+    }
+    free(j);
+}
+
+static void reload_async(struct app *a)
+{
+    struct reload_job *j;
+
+    if (a->config_path == NULL || (j = calloc(1, sizeof(*j))) == NULL) {
+        app_reload(a, NULL); /* logs why, or reloads on the loop */
+        return;
+    }
+    j->a = a;
+    j->seq = ++reload_started;
+    if (worker_run(reload_work, reload_done, j) != 0) {
+        free(j);
+        app_reload(a, NULL);
+    }
+}
+
 /* --watch-config: the rule file changed; as SIGHUP. */
 static void on_config_changed(void *arg)
 {
-    app_reload(arg, NULL);
+    reload_async(arg);
 }
 
 /* A lookup of a proxy's upstream finished: px->upstream follows it (the

@@ -7,6 +7,21 @@
 #include <string.h>
 
 struct stats stats;
+
+const uint32_t stats_lat_bounds[STATS_LAT_BUCKETS - 1] = {
+    100,   200,    500,    1000,   2000,    5000,    10000,  20000,
+    50000, 100000, 200000, 500000, 1000000, 2000000, 5000000};
+
+void stats_latency(enum proto_op op, uint64_t us)
+{
+    size_t b = 0;
+
+    while (b < STATS_LAT_BUCKETS - 1 && us > stats_lat_bounds[b]) {
+        b++;
+    }
+    stats.lat_count[op][b]++;
+    stats.lat_sum_us[op] += us;
+}
 bool stats_keep_events;
 
 static char *events[STATS_EVENTS_MAX];
@@ -50,4 +65,19 @@ void stats_events_free(void)
         events[i] = NULL;
     }
     events_seq = 0;
+}
+
+/* A counter field is zeroed, a gauge kept. */
+#define STATS_RESET_counter(name) stats.name = 0;
+#define STATS_RESET_gauge(name)
+#define STATS_RESET(name, kind, help) STATS_RESET_##kind(name)
+
+void stats_reset(void)
+{
+    STATS_FIELDS(STATS_RESET)
+    memset(stats.commands, 0, sizeof(stats.commands));
+    memset(stats.faults, 0, sizeof(stats.faults));
+    memset(stats.lat_count, 0, sizeof(stats.lat_count));
+    memset(stats.lat_sum_us, 0, sizeof(stats.lat_sum_us));
+    stats_events_free();
 }

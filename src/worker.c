@@ -93,8 +93,9 @@ void worker_deinit(void)
         event_free(pipe_ev);
         pipe_ev = NULL;
     }
-    /* The write end stays open: a thread still running must not get
-     * EPIPE (SIGPIPE is ignored, but its job would be freed nowhere). */
+    /* The write end stays open, so its number is never reused: a thread
+     * still running writes its job into this pipe (and gets EPIPE, its job
+     * left unfreed at exit), never into some other file. */
     if (pipe_fds[0] >= 0) {
         close(pipe_fds[0]);
         pipe_fds[0] = -1;

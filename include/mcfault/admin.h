@@ -1,7 +1,8 @@
 /*
- * The admin HTTP API (libevent's evhttp): health, rules, reload, stats,
- * Prometheus metrics and recent fault events. Off unless --admin or the
- * file's admin: is set. See docs/admin-api.md.
+ * The admin HTTP API (libevent's evhttp): health, rules, reload, reset,
+ * stats, Prometheus metrics, recent fault events and commands sent straight
+ * to memcached. Off unless --admin or the file's admin: is set. See
+ * docs/admin-api.md.
  */
 #ifndef MCFAULT_ADMIN_H
 #define MCFAULT_ADMIN_H

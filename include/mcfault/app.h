@@ -23,6 +23,9 @@ struct app_proxy {
     char *listen;   /* effective ADDR:PORT */
     char *upstream; /* effective HOST:PORT */
     struct listener *listener;
+    /* Bumped at every change of px.rules (a swap, enable/disable): a copy
+     * of the rules taken for building off the loop knows it is stale. */
+    uint64_t gen;
 };
 
 /* Everything the daemon owns. */
@@ -109,6 +112,72 @@ int app_clear_rules(struct app *a, const char *target);
 /* POST /rules/NAME/enable|disable: in every proxy that has a rule of that
  * name. Returns the number of rules changed (0: no such rule). */
 size_t app_set_enabled(struct app *a, const char *rule, bool enabled);
+
+/* Results of the rule edits below besides 0. */
+enum {
+    APP_EINVAL = -1, /* problems in the change: errs says which */
+    APP_EDUP = -2,   /* a rule name in force already, or given twice */
+    APP_ENOENT = -3  /* no proxy has a rule of that name */
+};
+
+/*
+ * POST /rules and DELETE /rules/NAME change the rules in force rather than
+ * replace them; the new tables (a copy of the rules in force, with rules
+ * added or one removed) are built off the loop, in three steps:
+ * 1. app_edit_add / app_edit_remove, on the loop: copy the rules in force
+ *    of the proxies concerned (definitions and enabled flags);
+ * 2. app_edit_build, on any thread: reads and writes only the edit (parses
+ *    the body, checks the names, builds the tables);
+ * 3. app_edit_apply, on the loop: swaps the tables in, keeping counters by
+ *    name. When the rules changed between 1 and 3 (a SIGHUP, which is not
+ *    queued behind admin changes), 1 and 2 are redone there first.
+ */
+struct app_edit;
+
+/* POST /rules, step 1: rules are to be appended to ap's. Returns NULL when
+ * out of memory. */
+struct app_edit *app_edit_add(struct app *a, struct app_proxy *ap);
+
+/* DELETE /rules/NAME, step 1: the rule named name goes from ap, or from
+ * every proxy that has one when ap is NULL (name is copied). Returns NULL
+ * when out of memory. */
+struct app_edit *app_edit_remove(struct app *a, struct app_proxy *ap,
+                                 const char *name);
+
+/*
+ * Step 2. For an add, text[0..len) is the body (config_parse_rules: one
+ * rule, a list, or {rules: [...]}; name names it in messages; the caller
+ * keeps text), and the union of the rules in force and the body's must
+ * have unique names. Touches no app state.
+ */
+void app_edit_build(struct app_edit *e, const char *name, const char *text,
+                    size_t len);
+
+/*
+ * Step 3: applies e and frees it. Returns 0 with *count the rules added
+ * or removed; APP_EINVAL (the body's problems, FILE:LINE:COL, or an
+ * address that differs from the running one, or too many rules), APP_EDUP
+ * ("rule 'x' already exists", "rule 'x' is given twice in the body") with
+ * the problems appended to *errs; or APP_ENOENT (nothing to remove). On
+ * failure nothing changes. An add counts in reloads_ok / reloads_failed
+ * as PUT /rules does. Logs one line.
+ */
+int app_edit_apply(struct app *a, struct app_edit *e,
+                   struct config_errors *errs, size_t *count);
+
+/* Frees an edit without applying it. NULL is allowed. */
+void app_edit_free(struct app_edit *e);
+
+/*
+ * POST /reset, second half (the first is app_change_load of the rule
+ * file; ch is NULL when mcfault runs without -c): the file's rules replace
+ * every proxy's as a reload does, but fresh: no counters carried, enabled
+ * as the file says (without a file, no rules at all). Then every counter
+ * is zeroed: stats_reset, and each proxy's connections accepted. Returns
+ * 0, or APP_EINVAL with the file's problems in *errs: then nothing is
+ * reset. Frees ch.
+ */
+int app_reset(struct app *a, struct app_change *ch, struct config_errors *errs);
 
 /* Frees the proxies: listeners, connections, tables. */
 void app_free(struct app *a);

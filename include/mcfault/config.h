@@ -63,6 +63,20 @@ struct config_errors {
 int config_parse(const char *name, const char *text, size_t len,
                  struct config *cfg, struct config_errors *errs);
 
+/*
+ * POST /rules: parses text[0..len) as rules to append after `before`
+ * rules already in force: one rule (a mapping of rule keys), a list of
+ * rules, or a document of the one-proxy form (a mapping with 'rules', and
+ * optionally listen, upstream, seed; 'proxies' is refused). On success
+ * *cfg holds one proxy of the single form (line 0) with those rules; a
+ * rule without a name is named rule-N by its place after the `before`
+ * ones. A name given twice is not a problem here: the caller checks the
+ * names against the rules in force too. Otherwise as config_parse.
+ */
+int config_parse_rules(const char *name, const char *text, size_t len,
+                       size_t before, struct config *cfg,
+                       struct config_errors *errs);
+
 /* Reads path and parses it (the path is the name in messages). An
  * unreadable file is one error "PATH: strerror". Same contract as
  * config_parse. */

@@ -1,6 +1,7 @@
 /*
- * Client connections: each one has its own upstream connection, a FIFO of
- * in-flight commands, and the place where a fault decision is taken.
+ * Client connections: each one has its own upstream connection and an
+ * in-flight queue (inflight.h); apply.c takes the fault decisions. The
+ * inside of a connection is in src/conn_int.h.
  */
 #ifndef MCFAULT_CONN_H
 #define MCFAULT_CONN_H
@@ -46,7 +47,7 @@ void conn_upstream_resolved(struct proxy *px, int status);
 
 /*
  * Like conn_create, for a client socket cfd whose upstream ufd is already
- * connected (any stream socket: the whole-connection fuzzer drives both
+ * connected (any stream socket: tests/fuzz/fuzz_conn.c drives both
  * through socketpairs). Takes both fds, also on failure. Returns 0 or -1.
  */
 int conn_adopt(struct proxy *px, int cfd, int ufd);

@@ -38,11 +38,13 @@ enum inflight_type {
 
 struct inflight_entry {
     uint8_t type;
-    uint8_t kind;    /* IF_ONE: enum proto_reply */
-    uint8_t strip;   /* IF_BARRIER: the proxy sent it; strip its MN */
-    uint8_t swallow; /* IF_ONE, IF_GROUP: discard the reply */
-    uint32_t len;    /* IF_LOCAL: reply bytes */
-    uint64_t until;  /* IF_DELAY: monotonic microseconds */
+    uint8_t kind;        /* IF_ONE: enum proto_reply */
+    uint8_t strip : 1;   /* IF_BARRIER: the proxy sent it; strip its MN */
+    uint8_t swallow : 1; /* IF_ONE, IF_GROUP: discard the reply */
+    uint8_t op;          /* IF_ONE: enum proto_op, for its latency */
+    uint32_t len;        /* IF_LOCAL: reply bytes */
+    uint64_t until; /* IF_DELAY: monotonic microseconds to wait for; IF_ONE:
+                       when it was forwarded (the loop's clock), 0 unknown */
 };
 
 /* Slots held inside the queue itself: an idle or lightly pipelined

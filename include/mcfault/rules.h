@@ -1,7 +1,7 @@
 /*
  * The rule table: which commands on which keys get which fault. Pure: no
  * libevent, no sockets, no globals; built from config.c's output, consulted
- * by conn.c once per command.
+ * by apply.c once per command.
  */
 #ifndef MCFAULT_RULES_H
 #define MCFAULT_RULES_H

@@ -25,13 +25,25 @@
     X(reloads_ok, counter, "rule reloads that took effect")                    \
     X(reloads_failed, counter, "rule reloads refused (old rules kept)")
 
+/* Upstream latency per command: buckets whose upper bounds (microseconds)
+ * are stats_lat_bounds, the last one unbounded (+Inf). */
+#define STATS_LAT_BUCKETS 16
+extern const uint32_t stats_lat_bounds[STATS_LAT_BUCKETS - 1];
+
 struct stats {
 #define STATS_DECLARE(name, kind, help) uint64_t name;
     STATS_FIELDS(STATS_DECLARE)
 #undef STATS_DECLARE
     uint64_t commands[PROTO_OP__COUNT]; /* by proto_op_name */
     uint64_t faults[RULE__COUNT];       /* by rule_action_name */
+    /* From a command's forwarding to its reply framed, for commands with
+     * one reply: per bucket (not cumulative), and the sum. */
+    uint64_t lat_count[PROTO_OP__COUNT][STATS_LAT_BUCKETS];
+    uint64_t lat_sum_us[PROTO_OP__COUNT];
 };
+
+/* Counts one upstream round trip of us microseconds for command op. */
+void stats_latency(enum proto_op op, uint64_t us);
 
 /* The one instance; the loop is single-threaded. */
 extern struct stats stats;
@@ -59,7 +71,15 @@ uint64_t stats_events_since(uint64_t since,
                                        void *arg),
                             void *arg);
 
-/* Frees the remembered events. */
+/* Frees the remembered events; the next one pushed is number 1 again. */
 void stats_events_free(void);
+
+/*
+ * POST /reset: every counter back to 0 (the fields of kind counter, the
+ * commands and faults tables) and the events forgotten (their sequence
+ * numbers restart at 1). Gauges (connections_now) keep their value: they
+ * say what is, not what happened.
+ */
+void stats_reset(void);
 
 #endif

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (tests/fuzz/fuzz_<name>.c with seeds in
 # corpus_<name>/) with clang and runs each one for a while on a temporary
-# copy of its seed corpus; fails when a fuzzer finds a crash.
+# copy of its seed corpus; fails when a fuzzer finds a crash. fuzz_conn
+# drives a whole connection through libevent (docs/fuzzing.md tells what
+# it checks and how to run any target longer).
 #
 # Usage: tests/fuzz/run.sh [SECONDS]    (SECONDS per target, default 20)
 # BUILD_DIR   build directory (default: build-fuzz at the top of the repo)
@@ -50,7 +52,7 @@ for t in "${targets[@]}"; do
     cp -r "$here/corpus_$t" "$work/corpus_$t"
     echo "== fuzz_$t: ${secs}s"
     if timeout $((secs + 300)) "$build/fuzz_$t" -max_total_time="$secs" \
-        -max_len=4096 -artifact_prefix="$work/fuzz_$t-" \
+        -max_len=4096 -timeout=60 -artifact_prefix="$work/fuzz_$t-" \
         -print_final_stats=1 "$work/corpus_$t" >"$work/fuzz_$t.log" 2>&1; then
         grep -E '^(Done|stat::number_of_executed_units)' \
             "$work/fuzz_$t.log" || true

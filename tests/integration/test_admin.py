@@ -133,7 +133,8 @@ def parse_metrics(text):
             continue
         if line.startswith('# TYPE '):
             parts = line.split(' ')
-            if len(parts) != 4 or parts[3] not in ('counter', 'gauge'):
+            if len(parts) != 4 or \
+                    parts[3] not in ('counter', 'gauge', 'histogram'):
                 raise AssertionError('bad TYPE line %r' % line)
             if parts[2] in types:
                 raise AssertionError('second TYPE for %s' % parts[2])
@@ -145,7 +146,12 @@ def parse_metrics(text):
         if not m:
             raise AssertionError('bad sample line %r' % line)
         name, labels, value = m.group(1), m.group(2), m.group(3)
-        if name not in types or name not in helps:
+        family = name
+        for suffix in ('_bucket', '_sum', '_count'):
+            if name.endswith(suffix) and \
+                    types.get(name[:-len(suffix)]) == 'histogram':
+                family = name[:-len(suffix)]
+        if family not in types or family not in helps:
             raise AssertionError('sample %r before its HELP/TYPE' % line)
         lab = []
         if labels:
@@ -513,15 +519,15 @@ class AdminApiTest(unittest.TestCase):
             st, doc = self.json('GET', '/events?since=' + bad, want=400)
 
     def test_unknown_paths_and_methods(self):
-        for path in ('/', '/nope', '/rules/', '/rules/x', '/health/x',
-                     '/rules/x/toggle'):
+        for path in ('/nope', '/index.html', '/rules/', '/rules/x',
+                     '/health/x', '/rules/x/toggle'):
             st, doc = self.json('GET', path, want=404)
-        cases = [('POST', '/health', 'GET, HEAD'),
+        cases = [('POST', '/', 'GET, HEAD'),
+                 ('POST', '/health', 'GET, HEAD'),
                  ('DELETE', '/stats', 'GET, HEAD'),
                  ('PUT', '/metrics', 'GET, HEAD'),
                  ('POST', '/events', 'GET, HEAD'),
-                 ('PATCH', '/rules', 'GET, HEAD, PUT, DELETE'),
-                 ('POST', '/rules', 'GET, HEAD, PUT, DELETE'),
+                 ('PATCH', '/rules', 'GET, HEAD, PUT, DELETE, POST'),
                  ('DELETE', '/reload', 'POST')]
         for method, path, allow in cases:
             st, hdrs, data = http_req(self.admin, method, path)

@@ -325,6 +325,74 @@ class TinyWritesMemoryTest(unittest.TestCase):
 
 
 # --------------------------------------------------------------------------
+# A'. Proxy-made replies waiting behind a slow reply never stop the
+# upstream from being read: they can only leave once that reply is in.
+
+class LocalBehindSlowReplyTest(unittest.TestCase):
+
+    def test_local_replies_behind_a_slow_reply(self):
+        mc = harness.start_memcached_for_test(self)
+        rules = faultkit.write_file(
+            self, 'rules:\n  - name: e\n    key: "e*"\n    action: error\n'
+            '    message: SERVER_ERROR %s\n' % ('m' * 1000))
+        p = harness.start_mcfault_for_test(self, mc.port, ['-c', rules])
+        faultkit.put(mc.port, 'x', b'slow')
+        n = 3000                       # 3 MiB of proxy-made replies
+        err = b'SERVER_ERROR ' + b'm' * 1000 + b'\r\n'
+        want = b'VALUE x 0 4\r\nslow\r\nEND\r\n' + err * n
+        s = harness.connect(p.port)
+        self.addCleanup(s.close)
+        harness.stop_process(mc.pid)   # the first reply is late
+        try:
+            s.sendall(b'get x\r\n' + b'get e1\r\n' * n)
+            time.sleep(1.0)
+        finally:
+            os.kill(mc.pid, signal.SIGCONT)
+        rep = harness.recv_until(s, nbytes=len(want), timeout=30)
+        harness.assert_same_bytes(self, want, rep.data, 'replies in order',
+                                  p.stderr_tail(1500))
+
+
+# --------------------------------------------------------------------------
+# H'. A connect to memcached that nobody answers (an address gone) fails
+# in bounded time: the client is closed as if refused, not held.
+
+class ConnectTimeoutTest(unittest.TestCase):
+
+    def test_unanswered_connect_fails_in_time(self):
+        # A listener whose accept queue is full drops further SYNs: a
+        # connect to it neither succeeds nor fails.
+        lst = socket.socket()
+        self.addCleanup(lst.close)
+        lst.bind((HOST, 0))
+        lst.listen(0)
+        port = lst.getsockname()[1]
+        fillers = []
+        for _ in range(4):
+            f = socket.socket()
+            f.setblocking(False)
+            try:
+                f.connect((HOST, port))
+            except BlockingIOError:
+                pass
+            fillers.append(f)
+            self.addCleanup(f.close)
+        time.sleep(0.2)
+        p = harness.start_mcfault_for_test(self, port)
+        s = harness.connect(p.port)
+        self.addCleanup(s.close)
+        s.sendall(b'get k\r\n')
+        t0 = time.monotonic()
+        rep = harness.recv_until(s, timeout=20)
+        took = time.monotonic() - t0
+        self.assertTrue(rep.eof or rep.reset, rep)
+        self.assertEqual(rep.data, b'')
+        self.assertLess(took, 15, 'closed when the connect gave up')
+        text = faultkit.wait_stderr(p, r'no answer within \d+ ms')
+        self.assertRegex(text, r'no answer within \d+ ms')
+
+
+# --------------------------------------------------------------------------
 # C. Proxy-made replies that echo long tokens are never dropped.
 
 C_LONG_MESSAGE = 'SERVER_ERROR ' + 'm' * 3000

@@ -1213,6 +1213,126 @@ static void test_load_file(void **state)
     assert_int_equal(rmdir(dir), 0);
 }
 
+/* A body of POST /rules and what config_parse_rules makes of it. */
+struct added_case {
+    const char *desc;
+    const char *text;
+    size_t before;
+    /* good: the names of the rules, in order (NULL-terminated) */
+    const char *names[4];
+    /* bad: the messages, exactly */
+    const char *msgs[4];
+};
+
+static const struct added_case added_cases[] = {
+    {"one rule", "name: a\naction: drop\n", 0, {"a"}, {NULL}},
+    {"one rule, JSON",
+     "{\"name\":\"a\",\"action\":\"hang\"}",
+     0,
+     {"a"},
+     {NULL}},
+    {"a list",
+     "- name: a\n  action: drop\n- name: b\n  action: hang\n",
+     0,
+     {"a", "b"},
+     {NULL}},
+    {"a list, JSON",
+     "[{\"name\":\"a\",\"action\":\"drop\"}]",
+     0,
+     {"a"},
+     {NULL}},
+    {"a document", "rules:\n  - name: a\n    action: drop\n", 0, {"a"}, {NULL}},
+    {"an empty list", "[]", 0, {NULL}, {NULL}},
+    {"unnamed rules numbered after those in force",
+     "- action: drop\n- action: hang\n",
+     3,
+     {"rule-4", "rule-5"},
+     {NULL}},
+    {"a name twice is the caller's to report",
+     "- name: a\n  action: drop\n- name: a\n  action: hang\n",
+     0,
+     {"a", "a"},
+     {NULL}},
+    {"a name twice in a document too",
+     "rules:\n- {name: a, action: drop}\n- {name: a, action: drop}\n",
+     0,
+     {"a", "a"},
+     {NULL}},
+    {"problems at line:col",
+     "name: a\naction: delay\ndelya: 1s\n",
+     0,
+     {NULL},
+     {"b:1:1: rule 'a': action delay needs 'delay'",
+      "b:3:1: unknown key 'delya' in rule (known: name, command, key, "
+      "action, message, delay, jitter, probability, after, limit, forward, "
+      "enabled)"}},
+    {"in a list",
+     "- name: a\n  action: drop\n- action: nope\n",
+     0,
+     {NULL},
+     {"b:3:11: 'action' must be one of error, delay, drop, hang, miss, got "
+      "'nope'"}},
+    {"a scalar", "drop\n", 0, {NULL}, {"b:1:1: expected a mapping"}},
+    {"nothing",
+     "# nothing\n",
+     0,
+     {NULL},
+     {"b:1:1: no rules: send a rule, a list of rules or a mapping with "
+      "'rules'"}},
+    {"proxies refused",
+     "proxies:\n  - {name: p, listen: a:1, upstream: b:2}\n",
+     0,
+     {NULL},
+     {"b:1:1: 'proxies' cannot be used here: rules are added to one proxy "
+      "(name it with ?proxy=NAME)"}},
+    {"a syntax error",
+     "- name: [\n",
+     0,
+     {NULL},
+     {"b:2:1: did not find expected node content (while parsing a flow node "
+      "at line 2, column 1)"}},
+};
+
+static void test_parse_rules_table(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(added_cases) / sizeof(added_cases[0]); i++) {
+        const struct added_case *tc = &added_cases[i];
+        struct config cfg;
+        struct config_errors errs = {0};
+        size_t nmsgs = 0;
+        size_t nnames = 0;
+        while (nmsgs < 4 && tc->msgs[nmsgs] != NULL) {
+            nmsgs++;
+        }
+        while (nnames < 4 && tc->names[nnames] != NULL) {
+            nnames++;
+        }
+        int rc = config_parse_rules("b", tc->text, strlen(tc->text), tc->before,
+                                    &cfg, &errs);
+        print_message("case: %s\n", tc->desc);
+        dump_errors(&errs);
+        if (nmsgs > 0) {
+            assert_int_equal(rc, -1);
+            assert_int_equal(errs.n, nmsgs);
+            for (size_t j = 0; j < nmsgs; j++) {
+                assert_string_equal(errs.msgs[j], tc->msgs[j]);
+            }
+            assert_null(cfg.proxies);
+            config_errors_free(&errs);
+            continue;
+        }
+        assert_int_equal(rc, 0);
+        assert_int_equal(cfg.nproxies, 1);
+        assert_int_equal(cfg.proxies[0].line, 0);
+        assert_int_equal(cfg.proxies[0].nrules, nnames);
+        for (size_t j = 0; j < nnames; j++) {
+            assert_string_equal(cfg.proxies[0].rules[j].name, tc->names[j]);
+        }
+        config_free(&cfg);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1231,6 +1351,7 @@ int main(void)
         cmocka_unit_test(test_error_cap),
         cmocka_unit_test(test_rules_max),
         cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_parse_rules_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -93,11 +93,42 @@ static void test_events_wrap(void **state)
     stats_events_free();
 }
 
+/* POST /reset: counters to 0, gauges kept, events gone and numbered
+ * from 1 again. */
+static void test_reset(void **state)
+{
+    struct seen s = {0};
+    (void)state;
+
+    stats.connections_total = 7;
+    stats.connections_now = 3;
+    stats.client_bytes_in = 100;
+    stats.reloads_failed = 2;
+    stats.faults_total = 5;
+    stats.commands[PROTO_OP_GET] = 9;
+    stats.faults[RULE_DROP] = 4;
+    push_upto(3);
+    stats_reset();
+    assert_int_equal(stats.connections_total, 0);
+    assert_int_equal(stats.connections_now, 3);
+    assert_int_equal(stats.client_bytes_in, 0);
+    assert_int_equal(stats.reloads_failed, 0);
+    assert_int_equal(stats.faults_total, 0);
+    assert_int_equal(stats.commands[PROTO_OP_GET], 0);
+    assert_int_equal(stats.faults[RULE_DROP], 0);
+    assert_int_equal(stats_events_since(0, collect, &s), 0);
+    assert_int_equal(s.n, 0);
+    push_upto(2); /* asserts the numbers restart at 1 */
+    stats_events_free();
+    memset(&stats, 0, sizeof(stats));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_events_before_wrap),
         cmocka_unit_test(test_events_wrap),
+        cmocka_unit_test(test_reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,3 @@
+module github.com/mcfault/mcfault/clients/go
+
+go 1.19
