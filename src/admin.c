@@ -1102,23 +1102,19 @@ static struct change *change_new(enum change_kind kind,
     return ch;
 }
 
-static void h_rules_put(struct admin *ad, struct evhttp_request *req,
-                        struct evkeyvalq *params)
+/* Takes the request's body as a rule change of kind for ap and queues it;
+ * an empty body answers 400 with empty_msg. */
+static void submit_body(struct admin *ad, struct evhttp_request *req,
+                        enum change_kind kind, struct app_proxy *ap,
+                        const char *empty_msg)
 {
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
-    struct app_proxy *ap;
-    const char *target;
     struct change *ch;
     char *text;
 
-    if (admin_target_proxy(ad, req, params, &target, &ap) != 0) {
-        return;
-    }
     if (len == 0) {
-        admin_reply_error(req, 400,
-                          "empty body: send a rule document (DELETE /rules "
-                          "removes every rule)");
+        admin_reply_error(req, 400, "%s", empty_msg);
         return;
     }
     /* The body moves to memory of the change's own (the request may be
@@ -1129,11 +1125,25 @@ static void h_rules_put(struct admin *ad, struct evhttp_request *req,
         admin_reply_error(req, 500, "out of memory");
         return;
     }
-    if ((ch = change_new(CHANGE_PUT, ap, text, len)) == NULL) {
+    if ((ch = change_new(kind, ap, text, len)) == NULL) {
         admin_reply_error(req, 500, "out of memory");
         return;
     }
     change_submit(ad, req, ch);
+}
+
+static void h_rules_put(struct admin *ad, struct evhttp_request *req,
+                        struct evkeyvalq *params)
+{
+    struct app_proxy *ap;
+    const char *target;
+
+    if (admin_target_proxy(ad, req, params, &target, &ap) != 0) {
+        return;
+    }
+    submit_body(ad, req, CHANGE_PUT, ap,
+                "empty body: send a rule document (DELETE /rules "
+                "removes every rule)");
 }
 
 static void h_rules_delete(struct admin *ad, struct evhttp_request *req,
@@ -1156,12 +1166,8 @@ static void h_rules_delete(struct admin *ad, struct evhttp_request *req,
 static void h_rules_post(struct admin *ad, struct evhttp_request *req,
                          struct evkeyvalq *params)
 {
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(in);
     struct app_proxy *ap;
     const char *target;
-    struct change *ch;
-    char *text;
 
     if (admin_target_proxy(ad, req, params, &target, &ap) != 0) {
         return;
@@ -1172,23 +1178,9 @@ static void h_rules_post(struct admin *ad, struct evhttp_request *req,
                           "?proxy=NAME");
         return;
     }
-    if (len == 0) {
-        admin_reply_error(req, 400,
-                          "empty body: send a rule, a list of rules or "
-                          "{\"rules\": [...]}");
-        return;
-    }
-    if ((text = malloc(len)) == NULL ||
-        evbuffer_remove(in, text, len) != (ev_ssize_t)len) {
-        free(text);
-        admin_reply_error(req, 500, "out of memory");
-        return;
-    }
-    if ((ch = change_new(CHANGE_ADD, ap, text, len)) == NULL) {
-        admin_reply_error(req, 500, "out of memory");
-        return;
-    }
-    change_submit(ad, req, ch);
+    submit_body(ad, req, CHANGE_ADD, ap,
+                "empty body: send a rule, a list of rules or "
+                "{\"rules\": [...]}");
 }
 
 /* GET /rules/NAME: the first proxy's rule of that name (or ?proxy's). */

@@ -1054,19 +1054,30 @@ cleanup:
     free(listens);
 }
 
+/* The one proxy, named "default", of a single-proxy document; NULL when
+ * out of memory. */
+static struct config_proxy *one_default_proxy(struct ctx *c, struct config *cfg)
+{
+    cfg->proxies = calloc(1, sizeof(*cfg->proxies));
+    if (cfg->proxies == NULL) {
+        c->oom = true;
+        return NULL;
+    }
+    cfg->nproxies = 1;
+    struct config_proxy *p = &cfg->proxies[0];
+    p->name = dup_bytes(c, "default", strlen("default"));
+    return p;
+}
+
 /* The single-proxy form: listen, upstream, rules at the top (each may be
  * NULL). */
 static void parse_single(struct ctx *c, struct config *cfg,
                          const yaml_node_t *const *vals)
 {
-    cfg->proxies = calloc(1, sizeof(*cfg->proxies));
-    if (cfg->proxies == NULL) {
-        c->oom = true;
+    struct config_proxy *p = one_default_proxy(c, cfg);
+    if (p == NULL) {
         return;
     }
-    cfg->nproxies = 1;
-    struct config_proxy *p = &cfg->proxies[0];
-    p->name = dup_bytes(c, "default", strlen("default"));
     if (vals[TF_LISTEN] != NULL) {
         set_string(c, &proxy_fields[PF_LISTEN], vals[TF_LISTEN], p);
     }
@@ -1369,14 +1380,10 @@ static void parse_added(struct ctx *c, struct config *cfg)
         }
         return;
     }
-    cfg->proxies = calloc(1, sizeof(*cfg->proxies));
-    if (cfg->proxies == NULL) {
-        c->oom = true;
+    struct config_proxy *p = one_default_proxy(c, cfg);
+    if (p == NULL) {
         return;
     }
-    cfg->nproxies = 1;
-    struct config_proxy *p = &cfg->proxies[0];
-    p->name = dup_bytes(c, "default", strlen("default"));
     if (root->type == YAML_SEQUENCE_NODE) {
         parse_rules(c, root, p);
         return;
