@@ -11,7 +11,8 @@ PKGS=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
       python3 python3-pymemcache nutcracker strace valgrind
       python3-pytest python3-setuptools python3-wheel mypy
       golang-go golang-github-bradfitz-gomemcache-dev nodejs
-      default-jdk-headless junit5 python3-yaml chromium)
+      default-jdk-headless openjdk-17-jdk-headless junit5 python3-yaml
+      chromium)
 
 # The container test (tests/container/run.sh), without podman's recommends.
 CONTAINER_PKGS=(podman runc netavark aardvark-dns podman-compose debootstrap
@@ -30,6 +31,9 @@ done
 # (nodesource) must not get Debian's, which would replace it.
 if [ "${1:-}" != --run ]; then
     command -v npm >/dev/null || missing+=(npm)
+    # kubectl for tests/k8s, unless another package owns /usr/bin/kubectl
+    # (then the test unpacks Debian's .deb itself).
+    dpkg -S /usr/bin/kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
 fi
 missing_c=()
 for p in "${CONTAINER_PKGS[@]}"; do
