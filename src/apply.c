@@ -1,8 +1,10 @@
 /*
  * What a fired rule does to a command and its reply: asks the rule table
  * about each command, then forwards it, answers it in memcached's words,
- * delays, drops, hangs or misses, placing every proxy-made reply in the
- * in-flight queue exactly where memcached's would be.
+ * delays, drops, hangs, misses, evicts, or hands its reply (or data block)
+ * to shape.c, placing every proxy-made reply in the in-flight queue exactly
+ * where memcached's would be. Also what a `connect` rule does to a new
+ * connection.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,7 @@
 #include "mcfault/log.h"
 #include "mcfault/rules.h"
 #include "mcfault/stats.h"
+#include "shape.h"
 
 static const char barrier_cmd[] = "mn\r\n";
 
@@ -67,18 +70,18 @@ static int enqueue_local(struct conn *c, uint32_t len)
     return inflight_push(&c->q, e);
 }
 
-/* A DROP or HANG in line behind the commands in flight; a drop with
- * nothing in flight happens at once. */
-static int enqueue_fault(struct conn *c, enum inflight_type type)
+/* A DROP (closing with a reset when rst) or HANG in line behind the
+ * commands in flight; a drop with nothing in flight happens at once. */
+static int enqueue_fault(struct conn *c, enum inflight_type type, bool rst)
 {
     if (type == IF_DROP && c->q.len == 0) {
-        conn_begin_drop(c);
+        conn_begin_drop(c, rst);
         return 0;
     }
     if (fence(c) != 0) {
         return -1;
     }
-    struct inflight_entry e = {.type = (uint8_t)type};
+    struct inflight_entry e = {.type = (uint8_t)type, .rst = rst};
     return inflight_push(&c->q, e);
 }
 
@@ -86,6 +89,9 @@ bool apply_head(struct conn *c)
 {
     struct inflight_entry *e;
 
+    if (shape_blocks(c->fx)) {
+        return false; /* paced bytes go first (shape_pump) */
+    }
     while ((e = inflight_head(&c->q)) != NULL) {
         switch (e->type) {
         case IF_LOCAL: {
@@ -107,7 +113,7 @@ bool apply_head(struct conn *c)
             break;
         }
         case IF_DROP:
-            conn_begin_drop(c);
+            conn_begin_drop(c, e->rst);
             return false;
         case IF_HANG:
             c->output = OUT_HANG;
@@ -270,6 +276,10 @@ static const struct rule *decide(struct conn *c, const struct proto_cmd *cmd,
     s->op = cmd->op;
     s->name = cmd->line + cmd->name.off;
     s->name_len = cmd->name.len;
+    s->data_len = cmd->data_len >= 2 ? (int64_t)cmd->data_len - 2 : -1;
+    s->client_addr = c->peer_ip ? c->peer : NULL;
+    s->conn_pick = c->pick;
+    s->now_us = conn_loop_us(c);
     if (collect_keys(cmd, s) != 0) {
         *fail = true;
         return NULL;
@@ -309,14 +319,26 @@ static int run_post(struct conn *c)
         return enqueue_local(c, c->post_len);
     case FX_DROP:
         conn_stop_input(c);
-        return enqueue_fault(c, IF_DROP);
+        return enqueue_fault(c, IF_DROP, c->post_rst);
     case FX_HANG:
         conn_stop_input(c);
-        return enqueue_fault(c, IF_HANG);
+        return enqueue_fault(c, IF_HANG, false);
+    case FX_FENCE:
+        return fence(c);
     case FX_NONE:
         break;
     }
     return 0;
+}
+
+/* fx acts once cmd (just forwarded) and its data block are on their
+ * way. */
+static int post_after(struct conn *c, const struct proto_cmd *cmd,
+                      enum post_fx fx, uint32_t len)
+{
+    c->post = (uint8_t)fx;
+    c->post_len = len;
+    return cmd->data_len > 0 ? 0 : run_post(c);
 }
 
 /* forward: true for error, drop, hang: the command goes to memcached; its
@@ -328,16 +350,14 @@ static int forward_then(struct conn *c, const struct proto_cmd *cmd,
     if (fence(c) != 0 || forward(c, cmd, true) != 0) {
         return -1;
     }
-    c->post = (uint8_t)fx;
-    c->post_len = len;
-    return cmd->data_len > 0 ? 0 : run_post(c);
+    return post_after(c, cmd, fx, len);
 }
 
 /* A delay: with forward, an IF_DELAY holds the replies from this command
  * on; without, the command and everything after it wait in cin (other
  * connections go on). */
-static int apply_delay(struct conn *c, const struct proto_cmd *cmd,
-                       const struct rule *r)
+/* A delay's length: delay_us +- a uniform jitter. */
+static uint64_t delay_us(struct conn *c, const struct rule *r)
 {
     uint64_t d = r->delay_us;
 
@@ -346,6 +366,14 @@ static int apply_delay(struct conn *c, const struct proto_cmd *cmd,
         uint64_t j = rules_random(c->px->rules) % span;
         d = d + j >= r->jitter_us ? d + j - r->jitter_us : 0;
     }
+    return d;
+}
+
+static int apply_delay(struct conn *c, const struct proto_cmd *cmd,
+                       const struct rule *r)
+{
+    uint64_t d = delay_us(c, r);
+
     if (r->forward) {
         struct inflight_entry e = {.type = IF_DELAY,
                                    .until = conn_now_us() + d};
@@ -405,6 +433,114 @@ static int apply_miss(struct conn *c, const struct proto_cmd *cmd,
                             false);
 }
 
+/* corrupt on a multi-key retrieval some of whose keys r does not match:
+ * the values of the keys it matches, listed in spec->keys. */
+static int corrupt_keys(struct shape_spec *spec, const struct rule *r,
+                        const struct rules_subject *s)
+{
+    size_t n = 0;
+    size_t bytes = 0;
+
+    for (size_t i = 0; i < s->nkeys; i++) {
+        const struct proto_tok *k = &s->keys[i];
+        if (rule_key_match(r, s->key_base + k->off, k->len)) {
+            n++;
+            bytes += 1 + k->len;
+        }
+    }
+    if (n == s->nkeys) {
+        return 0; /* every value */
+    }
+    if ((spec->keys = malloc(bytes > 0 ? bytes : 1)) == NULL) {
+        return -1;
+    }
+    for (size_t i = 0; i < s->nkeys; i++) {
+        const struct proto_tok *k = &s->keys[i];
+        if (rule_key_match(r, s->key_base + k->off, k->len)) {
+            spec->keys[spec->keys_len++] = (char)k->len; /* <= 250 */
+            memcpy(spec->keys + spec->keys_len, s->key_base + k->off, k->len);
+            spec->keys_len += k->len;
+        }
+    }
+    return 0;
+}
+
+/* throttle, slice, truncate, and corrupt on a retrieval: the command is
+ * forwarded and its reply handed to shape.c. A noreply or quiet command's
+ * replies (if any) are fenced on both sides, so they are all its own;
+ * truncate's close follows the reply. */
+static int apply_shape(struct conn *c, const struct proto_cmd *cmd,
+                       const struct rule *r, const struct rules_subject *s)
+{
+    struct shape_spec spec;
+
+    shape_spec_from_rule(&spec, r);
+    if (r->action == RULE_CORRUPT && corrupt_keys(&spec, r, s) != 0) {
+        return -1;
+    }
+    if (fence(c) != 0) {
+        free(spec.keys);
+        return -1;
+    }
+    if (shape_push(c, &spec) != 0 || forward(c, cmd, false) != 0) {
+        return -1;
+    }
+    /* No group was open: forward queued exactly one entry. */
+    inflight_at(&c->q, c->q.len - 1)->shape = 1;
+    if (r->action == RULE_TRUNCATE) {
+        c->post_rst = r->close == RULE_CLOSE_RESET;
+        return post_after(c, cmd, FX_DROP, 0);
+    }
+    return cmd->noreply ? post_after(c, cmd, FX_FENCE, 0) : 0;
+}
+
+/* corrupt on a command with a data block: the block goes to memcached
+ * with bits flipped, so every later reader gets the bad value. */
+static int apply_corrupt_block(struct conn *c, const struct proto_cmd *cmd,
+                               const struct rule *r)
+{
+    if (shape_block_begin(c, cmd->data_len - 2, r->flips) != 0 ||
+        forward(c, cmd, false) != 0) {
+        return -1;
+    }
+    c->data = DATA_CORRUPT;
+    return 0;
+}
+
+/* evict: each key r matches is deleted in memcached first ("md", its reply
+ * swallowed), then the command runs and finds it gone. */
+static int apply_evict(struct conn *c, const struct proto_cmd *cmd,
+                       const struct rule *r, const struct rules_subject *s)
+{
+    static const char md[] = "md ";
+
+    if (fence(c) != 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < s->nkeys; i++) {
+        const struct proto_tok *k = &s->keys[i];
+        if (!rule_key_match(r, s->key_base + k->off, k->len)) {
+            continue;
+        }
+        /* A base64 key goes as the client wrote it, with b. */
+        const char *key = s->key_base + k->off;
+        size_t len = k->len;
+        if (cmd->key_base64) {
+            key = cmd->line + cmd->tok[cmd->key_index].off;
+            len = cmd->tok[cmd->key_index].len;
+        }
+        const char *end = cmd->key_base64 ? " b\r\n" : "\r\n";
+        if (conn_up_add(c, md, sizeof(md) - 1) != 0 ||
+            conn_up_add(c, key, len) != 0 ||
+            conn_up_add(c, end, strlen(end)) != 0 ||
+            inflight_forward(&c->q, PROTO_REPLY_META, false, false, true) !=
+                0) {
+            return -1;
+        }
+    }
+    return forward(c, cmd, false);
+}
+
 /* Applies the rule that fired for cmd. */
 static int apply_rule(struct conn *c, const struct proto_cmd *cmd,
                       const struct rule *r, const struct rules_subject *s)
@@ -426,13 +562,29 @@ static int apply_rule(struct conn *c, const struct proto_cmd *cmd,
     case RULE_DROP:
     case RULE_HANG:
         if (r->forward) {
+            c->post_rst = r->close == RULE_CLOSE_RESET;
             return forward_then(c, cmd,
                                 r->action == RULE_DROP ? FX_DROP : FX_HANG, 0);
         }
         conn_stop_input(c); /* the rest of the input is never read */
-        return enqueue_fault(c, r->action == RULE_DROP ? IF_DROP : IF_HANG);
+        return enqueue_fault(c, r->action == RULE_DROP ? IF_DROP : IF_HANG,
+                             r->close == RULE_CLOSE_RESET);
     case RULE_MISS:
         return apply_miss(c, cmd, r, s);
+    case RULE_THROTTLE:
+    case RULE_SLICE:
+    case RULE_TRUNCATE:
+        return apply_shape(c, cmd, r, s);
+    case RULE_CORRUPT:
+        if (cmd->data_len > 2) {
+            return apply_corrupt_block(c, cmd, r);
+        }
+        if (rule_op_is_retrieval(cmd->op)) {
+            return apply_shape(c, cmd, r, s);
+        }
+        return forward(c, cmd, false); /* no value to hit */
+    case RULE_EVICT:
+        return apply_evict(c, cmd, r, s);
     case RULE__COUNT:
         break;
     }
@@ -469,6 +621,9 @@ int apply_command(struct conn *c, const struct proto_cmd *cmd)
 
 int apply_data_end(struct conn *c)
 {
+    if (c->data == DATA_CORRUPT) {
+        c->data = DATA_FORWARD;
+    }
     if (c->data == DATA_DISCARD) {
         uint32_t len = c->deferred;
         c->deferred = 0;
@@ -476,4 +631,49 @@ int apply_data_end(struct conn *c)
         return enqueue_local(c, len);
     }
     return c->post != FX_NONE ? run_post(c) : 0;
+}
+
+enum connect_verdict apply_connect(struct conn *c)
+{
+    static const char name[] = "connect";
+    struct rules_subject s = {.op = PROTO_OP_UNKNOWN,
+                              .name = name,
+                              .name_len = sizeof(name) - 1,
+                              .key_base = "",
+                              .data_len = -1,
+                              .client_addr = c->peer_ip ? c->peer : NULL,
+                              .conn_pick = c->pick,
+                              .now_us = conn_now_us()};
+    struct rules *t = c->px->rules;
+
+    if (t == NULL || !rules_have_connect(t)) {
+        return CONNECT_SERVE;
+    }
+    const struct rule *r = rules_decide_connect(t, &s);
+    if (r == NULL) {
+        return CONNECT_SERVE;
+    }
+    event_fault(c->px->name, c->cfd, r, &s);
+    switch (r->action) {
+    case RULE_DROP:
+        c->rst = r->close == RULE_CLOSE_RESET;
+        return CONNECT_CLOSE;
+    case RULE_ERROR:
+        /* A line of a few dozen bytes into a fresh socket's empty send
+         * buffer: it goes whole, as memcached's own refusal does. */
+        if (conn_client_add(c, r->message, r->message_len) != 0 ||
+            conn_client_add(c, "\r\n", 2) != 0) {
+            return CONNECT_CLOSE;
+        }
+        return CONNECT_ANSWER;
+    case RULE_HANG:
+        c->input = IN_DISCARD;
+        c->output = OUT_SILENT;
+        return CONNECT_SILENT;
+    case RULE_DELAY:
+        conn_hold_all(c, delay_us(c, r));
+        return CONNECT_SERVE;
+    default:
+        return CONNECT_SERVE; /* config.c allows no other action */
+    }
 }

@@ -6,6 +6,7 @@
  */
 #include "mcfault/config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -32,6 +33,13 @@
 #define SHOW_BUF (SHOW_MAX * 4 + 4)
 /* A message body before "FILE:LINE:COL: ": values are cut to SHOW_BUF. */
 #define BODY_MAX 1024
+/* What a connect rule with action error answers when it has no message:
+ * memcached's own words when it is out of connections, which is what a
+ * client library is written to handle. */
+#define CONNECT_MESSAGE "ERROR Too many open connections"
+/* The longest 'client' entry: an IPv6 address in full with an IPv4 tail
+ * (45 bytes) and "/128". */
+#define CLIENT_MAX 49
 
 /* One collected problem; sorted into file order at the end. */
 struct cerr {
@@ -77,7 +85,8 @@ struct field {
     field_set set; /* NULL: the caller handles the key */
     size_t off;    /* where set stores the value in obj */
     size_t max;    /* set_string: longest value in bytes, 0 no limit;
-                      set_count: the largest value */
+                      set_count: the largest value; set_duration: the
+                      largest in seconds, 0 RULES_DELAY_MAX_US */
 };
 
 static void err_at(struct ctx *c, const yaml_mark_t *m, const char *fmt, ...)
@@ -319,8 +328,8 @@ static int set_u64(struct ctx *c, const struct field *f, const yaml_node_t *v,
 }
 
 // digit+, from 1 to f->max
-static int set_count(struct ctx *c, const struct field *f, const yaml_node_t *v,
-                     void *obj)
+static int parse_count(struct ctx *c, const struct field *f,
+                       const yaml_node_t *v, uint64_t *out)
 {
     char sv[SHOW_BUF];
     uint64_t x = 0;
@@ -344,7 +353,32 @@ static int set_count(struct ctx *c, const struct field *f, const yaml_node_t *v,
                f->name, f->max, show_node(sv, v));
         return -1;
     }
+    *out = x;
+    return 0;
+}
+
+static int set_count(struct ctx *c, const struct field *f, const yaml_node_t *v,
+                     void *obj)
+{
+    uint64_t x;
+
+    if (parse_count(c, f, v, &x) != 0) {
+        return -1;
+    }
     *(uint64_t *)((char *)obj + f->off) = x;
+    return 0;
+}
+
+/* set_count into a uint32_t (f->max fits one). */
+static int set_count32(struct ctx *c, const struct field *f,
+                       const yaml_node_t *v, void *obj)
+{
+    uint64_t x;
+
+    if (parse_count(c, f, v, &x) != 0) {
+        return -1;
+    }
+    *(uint32_t *)((char *)obj + f->off) = (uint32_t)x;
     return 0;
 }
 
@@ -370,25 +404,27 @@ static int set_bool(struct ctx *c, const struct field *f, const yaml_node_t *v,
     return -1;
 }
 
+// digit+ ['.' digit+] unit
 static int set_duration(struct ctx *c, const struct field *f,
                         const yaml_node_t *v, void *obj)
 {
     char sv[SHOW_BUF];
     const char *why;
     uint64_t us;
+    uint64_t max =
+        f->max != 0 ? (uint64_t)f->max * 1000000 : RULES_DELAY_MAX_US;
 
     if (!want_scalar(c, f, v, "a duration such as 500ms")) {
         return -1;
     }
     if (config_parse_duration(sval(v), slen(v), &us, &why) != 0) {
-        err_at(c, &v->start_mark, "bad duration '%s': %s", show_node(sv, v),
-               why);
+        err_at(c, &v->start_mark, "bad duration '%s' in '%s': %s",
+               show_node(sv, v), f->name, why);
         return -1;
     }
-    if (us > RULES_DELAY_MAX_US) {
+    if (us > max) {
         err_at(c, &v->start_mark, "'%s' must be at most %llus, got '%s'",
-               f->name, (unsigned long long)(RULES_DELAY_MAX_US / 1000000),
-               show_node(sv, v));
+               f->name, (unsigned long long)(max / 1000000), show_node(sv, v));
         return -1;
     }
     *(uint64_t *)((char *)obj + f->off) = us;
@@ -467,6 +503,372 @@ static int set_message(struct ctx *c, const struct field *f,
     return 0;
 }
 
+// fin | reset
+static int set_close(struct ctx *c, const struct field *f, const yaml_node_t *v,
+                     void *obj)
+{
+    char sv[SHOW_BUF];
+    struct rule *r = obj;
+
+    if (!want_scalar(c, f, v, "fin or reset")) {
+        return -1;
+    }
+    if (seq_eq(sval(v), slen(v), "fin")) {
+        r->close = RULE_CLOSE_FIN;
+    } else if (seq_eq(sval(v), slen(v), "reset")) {
+        r->close = RULE_CLOSE_RESET;
+    } else {
+        err_at(c, &v->start_mark, "'%s' must be fin or reset, got '%s'",
+               f->name, show_node(sv, v));
+        return -1;
+    }
+    return 0;
+}
+
+// digit+ [unit] ['/s']
+static int set_rate(struct ctx *c, const struct field *f, const yaml_node_t *v,
+                    void *obj)
+{
+    char sv[SHOW_BUF];
+    const char *why;
+    uint64_t bps;
+
+    if (!want_scalar(c, f, v, "a rate such as 10KiB/s")) {
+        return -1;
+    }
+    if (config_parse_rate(sval(v), slen(v), &bps, &why) != 0) {
+        err_at(c, &v->start_mark, "bad rate '%s' in '%s': %s", show_node(sv, v),
+               f->name, why);
+        return -1;
+    }
+    if (bps < 1 || bps > CONFIG_RATE_MAX) {
+        err_at(c, &v->start_mark, "'%s' must be from 1B/s to 1GiB/s, got '%s'",
+               f->name, show_node(sv, v));
+        return -1;
+    }
+    *(uint64_t *)((char *)obj + f->off) = bps;
+    return 0;
+}
+
+// digit+ [unit]
+static int set_bytes(struct ctx *c, const struct field *f, const yaml_node_t *v,
+                     void *obj)
+{
+    char sv[SHOW_BUF];
+    const char *why;
+    uint64_t n;
+
+    if (!want_scalar(c, f, v, "a byte count such as 512KiB")) {
+        return -1;
+    }
+    if (config_parse_size(sval(v), slen(v), &n, &why) != 0) {
+        err_at(c, &v->start_mark, "bad byte count '%s' in '%s': %s",
+               show_node(sv, v), f->name, why);
+        return -1;
+    }
+    *(uint64_t *)((char *)obj + f->off) = n;
+    return 0;
+}
+
+/* Parses one end of a 'size' range: 1..CONFIG_SLICE_MAX bytes. */
+static int slice_end(struct ctx *c, const struct field *f, const yaml_node_t *v,
+                     const char *s, size_t len, uint32_t *out)
+{
+    char sv[SHOW_BUF];
+    const char *why;
+    uint64_t n;
+
+    if (config_parse_size(s, len, &n, &why) != 0) {
+        err_at(c, &v->start_mark, "bad size '%s' in '%s': %s", show_node(sv, v),
+               f->name, why);
+        return -1;
+    }
+    if (n < 1 || n > CONFIG_SLICE_MAX) {
+        err_at(c, &v->start_mark,
+               "'%s' must be from 1 to %d bytes (1MiB), got '%s'", f->name,
+               CONFIG_SLICE_MAX, show_node(sv, v));
+        return -1;
+    }
+    *out = (uint32_t)n;
+    return 0;
+}
+
+// bytes ['-' bytes]      bytes: digit+ [unit]
+static int set_slice(struct ctx *c, const struct field *f, const yaml_node_t *v,
+                     void *obj)
+{
+    char sv[SHOW_BUF];
+    struct rule *r = obj;
+    uint32_t lo;
+    uint32_t hi;
+
+    if (!want_scalar(c, f, v, "a size such as 16 or a range such as 1-16")) {
+        return -1;
+    }
+    const char *s = sval(v);
+    size_t len = slen(v);
+    /* A '-' first is a sign, which the byte parser refuses by name. */
+    const char *dash = len > 1 ? memchr(s + 1, '-', len - 1) : NULL;
+    if (dash == NULL) {
+        if (slice_end(c, f, v, s, len, &lo) != 0) {
+            return -1;
+        }
+        hi = lo;
+    } else if (slice_end(c, f, v, s, (size_t)(dash - s), &lo) != 0 ||
+               slice_end(c, f, v, dash + 1, len - (size_t)(dash - s) - 1,
+                         &hi) != 0) {
+        return -1;
+    }
+    if (lo > hi) {
+        err_at(c, &v->start_mark,
+               "'%s' range '%s' is reversed: the first size must not exceed "
+               "the second",
+               f->name, show_node(sv, v));
+        return -1;
+    }
+    r->slice_min = lo;
+    r->slice_max = hi;
+    return 0;
+}
+
+// bytes | number '%'
+static int set_keep(struct ctx *c, const struct field *f, const yaml_node_t *v,
+                    void *obj)
+{
+    char sv[SHOW_BUF];
+    const char *why;
+    struct rule *r = obj;
+
+    if (!want_scalar(c, f, v, "a byte count such as 100 or a percentage")) {
+        return -1;
+    }
+    const char *s = sval(v);
+    size_t len = slen(v);
+    if (len > 0 && s[len - 1] == '%') {
+        if (config_parse_probability(s, len, &r->keep_fraction, &why) != 0) {
+            err_at(c, &v->start_mark,
+                   "'%s' must be a percentage from 0%% to 100%%, got '%s'",
+                   f->name, show_node(sv, v));
+            return -1;
+        }
+        r->keep_is_fraction = true;
+        return 0;
+    }
+    if (config_parse_size(s, len, &r->keep_bytes, &why) != 0) {
+        err_at(c, &v->start_mark,
+               "bad byte count '%s' in '%s': %s; for a share write a "
+               "percentage such as 50%%",
+               show_node(sv, v), f->name, why);
+        return -1;
+    }
+    r->keep_is_fraction = false;
+    return 0;
+}
+
+// number in (0, 1] | number '%' in (0%, 100%]
+static int set_share(struct ctx *c, const struct field *f, const yaml_node_t *v,
+                     void *obj)
+{
+    char sv[SHOW_BUF];
+    const char *why;
+    double p;
+
+    if (!want_scalar(c, f, v, "a share such as 25% or 0.25")) {
+        return -1;
+    }
+    if (config_parse_probability(sval(v), slen(v), &p, &why) != 0 ||
+        !(p > 0.0)) {
+        err_at(c, &v->start_mark,
+               "'%s' must be a share above 0 and at most 1 or 100%%, got '%s'",
+               f->name, show_node(sv, v));
+        return -1;
+    }
+    *(double *)((char *)obj + f->off) = p;
+    return 0;
+}
+
+/*
+ * // ipv4 ['/' digit+] | ipv6 ['/' digit+]
+ * One 'client' network into *out, IPv4 as ::ffff:a.b.c.d; bits past the
+ * prefix are cleared, so the network is stored as the rule means it.
+ */
+static int parse_client(struct ctx *c, const struct field *f,
+                        const yaml_node_t *n, struct rule_cidr *out)
+{
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0,    0,
+                                       0, 0, 0, 0, 0xff, 0xff};
+    char sv[SHOW_BUF];
+    char buf[CLIENT_MAX + 1];
+    const char *why = "not an IPv4 or IPv6 address";
+    unsigned max = 0;
+    unsigned bits = 0;
+
+    if (n->type != YAML_SCALAR_NODE) {
+        err_at(c, &n->start_mark, "expected a string");
+        return -1;
+    }
+    if (is_null(n)) {
+        err_at(c, &n->start_mark, "missing value in '%s'", f->name);
+        return -1;
+    }
+    size_t len = slen(n);
+    if (len > CLIENT_MAX || memchr(sval(n), '\0', len) != NULL) {
+        goto fail;
+    }
+    memcpy(buf, sval(n), len);
+    buf[len] = '\0';
+    char *slash = strchr(buf, '/');
+    if (slash != NULL) {
+        *slash = '\0';
+    }
+    memset(out, 0, sizeof(*out));
+    if (inet_pton(AF_INET, buf, out->addr + 12) == 1) {
+        memcpy(out->addr, mapped, sizeof(mapped));
+        max = 32;
+    } else if (inet_pton(AF_INET6, buf, out->addr) == 1) {
+        max = 128;
+    } else {
+        goto fail;
+    }
+    bits = max;
+    if (slash != NULL) {
+        const char *p = slash + 1;
+        bits = 0;
+        why = max == 32 ? "the prefix must be from 0 to 32"
+                        : "the prefix must be from 0 to 128";
+        if (*p == '\0' || strlen(p) > 3) {
+            goto fail;
+        }
+        for (; *p != '\0'; p++) {
+            if (*p < '0' || *p > '9') {
+                goto fail;
+            }
+            bits = 10 * bits + (unsigned)(*p - '0');
+        }
+        if (bits > max) {
+            goto fail;
+        }
+    }
+    out->bits = (uint8_t)(bits + (128 - max));
+    for (unsigned i = out->bits; i < 128; i++) {
+        out->addr[i / 8] &= (uint8_t) ~(0x80u >> (i % 8));
+    }
+    return 0;
+fail:
+    err_at(c, &n->start_mark, "bad address '%s' in '%s': %s", show_node(sv, n),
+           f->name, why);
+    return -1;
+}
+
+// network | [network, ...]
+static int set_clients(struct ctx *c, const struct field *f,
+                       const yaml_node_t *v, void *obj)
+{
+    struct rule *r = obj;
+    size_t n = 1;
+
+    if (is_null(v)) {
+        err_at(c, &v->start_mark, "missing value for '%s'", f->name);
+        return -1;
+    }
+    if (v->type == YAML_SEQUENCE_NODE) {
+        n = seq_len(v);
+        if (n == 0) {
+            err_at(c, &v->start_mark, "'%s' must not be an empty list",
+                   f->name);
+            return -1;
+        }
+    } else if (v->type != YAML_SCALAR_NODE) {
+        err_at(c, &v->start_mark, "expected a string or a list of strings");
+        return -1;
+    }
+    struct rule_cidr *nets = calloc(n, sizeof(*nets));
+    if (nets == NULL) {
+        c->oom = true;
+        return -1;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        const yaml_node_t *item =
+            v->type == YAML_SCALAR_NODE
+                ? v
+                : node_at(c, v->data.sequence.items.start[i]);
+        if (parse_client(c, f, item, &nets[i]) != 0) {
+            rc = -1;
+        }
+    }
+    if (rc != 0) {
+        free(nets);
+        return -1;
+    }
+    r->clients = nets;
+    r->nclients = n;
+    return 0;
+}
+
+enum { SF_START, SF_DURATION, SF_EVERY, SF__COUNT };
+
+/* Schedules are for test runs: a month is the longest that makes sense. */
+static const struct field schedule_fields[SF__COUNT] = {
+    [SF_START] = {"start", set_duration,
+                  offsetof(struct rule_schedule, start_us),
+                  CONFIG_SCHEDULE_MAX_S},
+    [SF_DURATION] = {"duration", set_duration,
+                     offsetof(struct rule_schedule, duration_us),
+                     CONFIG_SCHEDULE_MAX_S},
+    [SF_EVERY] = {"every", set_duration,
+                  offsetof(struct rule_schedule, every_us),
+                  CONFIG_SCHEDULE_MAX_S},
+};
+
+static bool collect(struct ctx *c, const yaml_node_t *map,
+                    const struct field *fields, size_t n, const char *where,
+                    const yaml_node_t **keys, const yaml_node_t **vals);
+static void set_fields(struct ctx *c, const struct field *fields, size_t n,
+                       const yaml_node_t *const *vals, void *obj, bool *ok);
+
+// {start: duration, duration: duration, every: duration}
+static int set_schedule(struct ctx *c, const struct field *f,
+                        const yaml_node_t *v, void *obj)
+{
+    const yaml_node_t *keys[SF__COUNT] = {0};
+    const yaml_node_t *vals[SF__COUNT] = {0};
+    bool ok[SF__COUNT] = {0};
+    char sv[SHOW_BUF];
+    char sv2[SHOW_BUF];
+    struct rule *r = obj;
+    struct rule_schedule sc = {0, 0, 0};
+    size_t before = c->nerrs;
+
+    if (is_null(v)) {
+        err_at(c, &v->start_mark, "missing value for '%s'", f->name);
+        return -1;
+    }
+    if (!collect(c, v, schedule_fields, SF__COUNT, "in schedule", keys, vals)) {
+        return -1;
+    }
+    set_fields(c, schedule_fields, SF__COUNT, vals, &sc, ok);
+    /* Windows repeat only when they have a length and fit the period. */
+    if (ok[SF_EVERY] && sc.every_us > 0 && sc.duration_us == 0 &&
+        (keys[SF_DURATION] == NULL || ok[SF_DURATION])) {
+        err_at(c, &vals[SF_EVERY]->start_mark,
+               "'every' needs a 'duration' above 0 in '%s'", f->name);
+    }
+    if (ok[SF_EVERY] && ok[SF_DURATION] && sc.every_us > 0 &&
+        sc.duration_us > sc.every_us) {
+        err_at(c, &vals[SF_DURATION]->start_mark,
+               "'duration' (%s) must not exceed 'every' (%s)",
+               show_node(sv, vals[SF_DURATION]),
+               show_node(sv2, vals[SF_EVERY]));
+    }
+    if (c->nerrs != before || c->full || c->oom) {
+        return -1;
+    }
+    r->schedule = sc;
+    r->scheduled = true;
+    return 0;
+}
+
 static unsigned char ascii_lower(unsigned char b)
 {
     return (b >= 'A' && b <= 'Z') ? (unsigned char)(b + ('a' - 'A')) : b;
@@ -490,6 +892,23 @@ static enum proto_op op_by_name(const char *s, size_t len)
         }
     }
     return PROTO_OP_UNKNOWN;
+}
+
+/* True for the word "connect" in any ASCII case: `command: connect`
+ * makes a rule about new connections, not commands. */
+static bool is_connect(const char *s, size_t len)
+{
+    static const char word[] = "connect";
+    size_t i = 0;
+
+    if (len != sizeof(word) - 1) {
+        return false;
+    }
+    while (i < len &&
+           ascii_lower((unsigned char)s[i]) == (unsigned char)word[i]) {
+        i++;
+    }
+    return i == len;
 }
 
 /* A glob without wildcard or escape bytes matches only itself. */
@@ -538,7 +957,8 @@ static bool glob_ok(struct ctx *c, const struct field *f, const yaml_node_t *n,
         return false;
     }
     if (is_cmd && glob_is_literal(sval(n), slen(n)) &&
-        op_by_name(sval(n), slen(n)) == PROTO_OP_UNKNOWN) {
+        op_by_name(sval(n), slen(n)) == PROTO_OP_UNKNOWN &&
+        !is_connect(sval(n), slen(n))) {
         err_at(c, &n->start_mark, "unknown command '%s' in '%s'",
                show_node(sv, n), f->name);
         return false;
@@ -629,6 +1049,17 @@ enum {
     RF_LIMIT,
     RF_FORWARD,
     RF_ENABLED,
+    RF_CLOSE,
+    RF_RATE,
+    RF_SIZE,
+    RF_INTERVAL,
+    RF_KEEP,
+    RF_FLIPS,
+    RF_CLIENT,
+    RF_CONNECTIONS,
+    RF_MIN_SIZE,
+    RF_MAX_SIZE,
+    RF_SCHEDULE,
     RF__COUNT
 };
 
@@ -647,7 +1078,65 @@ static const struct field rule_fields[RF__COUNT] = {
     [RF_LIMIT] = {"limit", set_u64, offsetof(struct rule, limit), 0},
     [RF_FORWARD] = {"forward", set_bool, offsetof(struct rule, forward), 0},
     [RF_ENABLED] = {"enabled", set_bool, offsetof(struct rule, enabled), 0},
+    [RF_CLOSE] = {"close", set_close, 0, 0},
+    [RF_RATE] = {"rate", set_rate, offsetof(struct rule, rate_bps), 0},
+    [RF_SIZE] = {"size", set_slice, 0, 0},
+    [RF_INTERVAL] = {"interval", set_duration,
+                     offsetof(struct rule, interval_us), 0},
+    [RF_KEEP] = {"keep", set_keep, 0, 0},
+    [RF_FLIPS] = {"flips", set_count32, offsetof(struct rule, flips),
+                  CONFIG_FLIPS_MAX},
+    [RF_CLIENT] = {"client", set_clients, 0, 0},
+    [RF_CONNECTIONS] = {"connections", set_share,
+                        offsetof(struct rule, connections), 0},
+    [RF_MIN_SIZE] = {"min_size", set_bytes, offsetof(struct rule, min_size), 0},
+    [RF_MAX_SIZE] = {"max_size", set_bytes, offsetof(struct rule, max_size), 0},
+    [RF_SCHEDULE] = {"schedule", set_schedule, 0, 0},
 };
+
+#define ACT(a) (1u << (a))
+
+/* The keys that belong to some actions only; every other rule key applies
+ * to every action. */
+static const struct {
+    int field;
+    unsigned actions; /* ACT() of each */
+} action_keys[] = {
+    {RF_MESSAGE, ACT(RULE_ERROR)},
+    {RF_DELAY, ACT(RULE_DELAY)},
+    {RF_JITTER, ACT(RULE_DELAY)},
+    {RF_CLOSE, ACT(RULE_DROP) | ACT(RULE_TRUNCATE)},
+    {RF_RATE, ACT(RULE_THROTTLE)},
+    {RF_SIZE, ACT(RULE_SLICE)},
+    {RF_INTERVAL, ACT(RULE_SLICE)},
+    {RF_KEEP, ACT(RULE_TRUNCATE)},
+    {RF_FLIPS, ACT(RULE_CORRUPT)},
+};
+
+/* The key each of these actions cannot do without. */
+static const struct {
+    enum rule_action action;
+    int field;
+} action_needs[] = {
+    {RULE_ERROR, RF_MESSAGE}, {RULE_DELAY, RF_DELAY},
+    {RULE_THROTTLE, RF_RATE}, {RULE_SLICE, RF_SIZE},
+    {RULE_TRUNCATE, RF_KEEP},
+};
+
+/* Actions that act on memcached's reply or the stored data: the command
+ * always goes through, so 'forward' has nothing to say. */
+static const unsigned forwarding_actions =
+    ACT(RULE_THROTTLE) | ACT(RULE_SLICE) | ACT(RULE_TRUNCATE) |
+    ACT(RULE_CORRUPT) | ACT(RULE_EVICT);
+
+/* What a connection can be met with before it sends a command. */
+static const unsigned connect_actions =
+    ACT(RULE_DROP) | ACT(RULE_DELAY) | ACT(RULE_HANG) | ACT(RULE_ERROR);
+
+/* Rule keys that make no sense for a connection, which has no key, no
+ * data block and no reply to forward. */
+static const int connect_refuses[] = {RF_KEY, RF_FORWARD, RF_MIN_SIZE,
+                                      RF_MAX_SIZE};
 
 enum { PF_NAME, PF_LISTEN, PF_UPSTREAM, PF_RULES, PF__COUNT };
 
@@ -697,7 +1186,7 @@ static bool collect(struct ctx *c, const yaml_node_t *map,
                     const struct field *fields, size_t n, const char *where,
                     const yaml_node_t **keys, const yaml_node_t **vals)
 {
-    char known[256] = "";
+    char known[512] = "";
     char sv[SHOW_BUF];
 
     if (map->type != YAML_MAPPING_NODE) {
@@ -828,18 +1317,85 @@ static int glob_star(struct ctx *c, struct rule_glob **out, size_t *n)
     return 0;
 }
 
+/* Writes the names of the actions in mask to names, ", "-separated. */
+static void action_list(char *names, size_t size, unsigned mask)
+{
+    names[0] = '\0';
+    for (int a = 0; a < RULE__COUNT; a++) {
+        if (mask & ACT(a)) {
+            size_t used = strlen(names);
+            snprintf(names + used, size - used, "%s%s", used ? ", " : "",
+                     rule_action_name((enum rule_action)a));
+        }
+    }
+}
+
+/*
+ * Pass 3, `command: connect`: the word alone makes r a connect rule
+ * (on_connect); beside other commands it is an error. Reports the keys a
+ * connection has no use for. Returns whether r is a connect rule.
+ */
+static bool check_connect(struct ctx *c, struct rule *r,
+                          const yaml_node_t *const *keys,
+                          const yaml_node_t *const *vals, const bool *ok)
+{
+    const yaml_node_t *v = vals[RF_COMMAND];
+    bool found = false;
+
+    if (!ok[RF_COMMAND]) {
+        return false;
+    }
+    size_t n = v->type == YAML_SEQUENCE_NODE ? seq_len(v) : 1;
+    for (size_t i = 0; i < n; i++) {
+        const yaml_node_t *it =
+            v->type == YAML_SEQUENCE_NODE
+                ? node_at(c, v->data.sequence.items.start[i])
+                : v;
+        if (!is_connect(sval(it), slen(it))) {
+            continue;
+        }
+        found = true;
+        if (n > 1) {
+            err_at(c, &it->start_mark,
+                   "'connect' cannot be combined with other commands in "
+                   "'command'");
+        }
+    }
+    if (!found || n > 1) {
+        return false;
+    }
+    r->on_connect = true;
+    for (size_t i = 0; i < sizeof(connect_refuses) / sizeof(*connect_refuses);
+         i++) {
+        int f = connect_refuses[i];
+        if (keys[f] != NULL) {
+            err_at(c, &keys[f]->start_mark,
+                   "'%s' does not apply to command connect",
+                   rule_fields[f].name);
+        }
+    }
+    return true;
+}
+
 /* Pass 3 for a rule: what the keys mean together. */
-static void check_rule(struct ctx *c, const yaml_node_t *map,
-                       const struct rule *r, const char *name,
-                       const yaml_node_t *const *keys,
+static void check_rule(struct ctx *c, const yaml_node_t *map, struct rule *r,
+                       const char *name, const yaml_node_t *const *keys,
                        const yaml_node_t *const *vals, const bool *ok)
 {
     char nm[SHOW_BUF];
     char sv[SHOW_BUF];
     char sv2[SHOW_BUF];
+    char names[128];
     const yaml_mark_t *at = &map->start_mark;
 
     show(nm, name, strlen(name));
+    bool conn = check_connect(c, r, keys, vals, ok);
+    if (ok[RF_MIN_SIZE] && ok[RF_MAX_SIZE] && r->min_size > r->max_size) {
+        err_at(c, &vals[RF_MIN_SIZE]->start_mark,
+               "'min_size' (%s) must not exceed 'max_size' (%s)",
+               show_node(sv, vals[RF_MIN_SIZE]),
+               show_node(sv2, vals[RF_MAX_SIZE]));
+    }
     if (keys[RF_ACTION] == NULL) {
         err_at(c, at, "rule '%s': missing 'action'", nm);
         return;
@@ -848,20 +1404,29 @@ static void check_rule(struct ctx *c, const yaml_node_t *map,
         return;
     }
     enum rule_action a = r->action;
-    if (a == RULE_ERROR && keys[RF_MESSAGE] == NULL) {
-        err_at(c, at, "rule '%s': action error needs 'message'", nm);
+    if (conn && !(connect_actions & ACT(a))) {
+        action_list(names, sizeof(names), connect_actions);
+        err_at(c, &vals[RF_ACTION]->start_mark,
+               "action %s does not apply to command connect (use %s)",
+               rule_action_name(a), names);
+        return;
     }
-    if (a != RULE_ERROR && keys[RF_MESSAGE] != NULL) {
-        err_at(c, &keys[RF_MESSAGE]->start_mark,
-               "'message' only applies to action error");
+    for (size_t i = 0; i < sizeof(action_needs) / sizeof(*action_needs); i++) {
+        int f = action_needs[i].field;
+        /* A connection refused with an error has memcached's words. */
+        if (a == action_needs[i].action && keys[f] == NULL &&
+            !(conn && a == RULE_ERROR)) {
+            err_at(c, at, "rule '%s': action %s needs '%s'", nm,
+                   rule_action_name(a), rule_fields[f].name);
+        }
     }
-    if (a == RULE_DELAY && keys[RF_DELAY] == NULL) {
-        err_at(c, at, "rule '%s': action delay needs 'delay'", nm);
-    }
-    for (int f = RF_DELAY; f <= RF_JITTER; f++) {
-        if (a != RULE_DELAY && keys[f] != NULL) {
-            err_at(c, &keys[f]->start_mark, "'%s' only applies to action delay",
-                   rule_fields[f].name);
+    for (size_t i = 0; i < sizeof(action_keys) / sizeof(*action_keys); i++) {
+        int f = action_keys[i].field;
+        if (keys[f] != NULL && !(action_keys[i].actions & ACT(a))) {
+            action_list(names, sizeof(names), action_keys[i].actions);
+            err_at(c, &keys[f]->start_mark,
+                   "'%s' does not apply to action %s (only to %s)",
+                   rule_fields[f].name, rule_action_name(a), names);
         }
     }
     if (a == RULE_DELAY && ok[RF_DELAY] && ok[RF_JITTER] &&
@@ -874,15 +1439,25 @@ static void check_rule(struct ctx *c, const yaml_node_t *map,
         err_at(c, &keys[RF_FORWARD]->start_mark,
                "'forward' cannot be used with action miss");
     }
+    if ((forwarding_actions & ACT(a)) && keys[RF_FORWARD] != NULL) {
+        err_at(c, &keys[RF_FORWARD]->start_mark,
+               "'forward' does not apply to action %s: it always reaches "
+               "memcached",
+               rule_action_name(a));
+    }
     if (a == RULE_MISS && ok[RF_COMMAND]) {
         check_miss_cmds(c, vals[RF_COMMAND]);
+    }
+    if (conn && a == RULE_ERROR && keys[RF_MESSAGE] == NULL) {
+        r->message = dup_bytes(c, CONNECT_MESSAGE, strlen(CONNECT_MESSAGE));
+        r->message_len = r->message != NULL ? strlen(CONNECT_MESSAGE) : 0;
     }
 }
 
 /*
  * Parses rule number i (0-based) of a list from map into r, which starts
- * zeroed. Sets *ref to the rule's name and where it was written, or
- * ref->s to NULL when the rule has no valid name.
+ * with the defaults of rule_set_defaults. Sets *ref to the rule's name and
+ * where it was written, or ref->s to NULL when the rule has no valid name.
  */
 static void parse_rule(struct ctx *c, const yaml_node_t *map, size_t i,
                        struct rule *r, struct dupref *ref)
@@ -893,8 +1468,7 @@ static void parse_rule(struct ctx *c, const yaml_node_t *map, size_t i,
     char dflt[32];
 
     snprintf(dflt, sizeof(dflt), "rule-%zu", c->rule_base + i + 1);
-    r->probability = 1.0;
-    r->enabled = true;
+    rule_set_defaults(r);
     r->line = (uint32_t)(map->start_mark.line + 1);
     ref->s = NULL;
     ref->idx = i;
@@ -903,6 +1477,7 @@ static void parse_rule(struct ctx *c, const yaml_node_t *map, size_t i,
         return;
     }
     set_fields(c, rule_fields, RF__COUNT, vals, r, ok);
+    r->sized = ok[RF_MIN_SIZE] || ok[RF_MAX_SIZE];
     if (keys[RF_NAME] == NULL) {
         r->name = dup_bytes(c, dflt, strlen(dflt));
     } else if (ok[RF_NAME]) {
@@ -1669,4 +2244,93 @@ fail:
         *why = msg;
     }
     return -1;
+}
+
+/*
+ * // digit+ [unit]        unit: B | KiB | MiB | GiB | KB | kB | MB | GB
+ * For rate (config_parse_rate) an optional "/s" may follow. Whole numbers
+ * only: a fraction of a byte has no meaning, and of a KiB is a typo.
+ */
+static int parse_bytes(const char *s, size_t len, bool rate, uint64_t *out,
+                       const char **why)
+{
+    static const struct {
+        const char *name;
+        uint64_t mult;
+    } units[] = {
+        {"B", 1},
+        {"KiB", 1ULL << 10},
+        {"MiB", 1ULL << 20},
+        {"GiB", 1ULL << 30},
+        {"KB", 1000},
+        {"kB", 1000},
+        {"MB", 1000000},
+        {"GB", 1000000000},
+    };
+    const char *msg = NULL;
+    uint64_t mult = 0;
+    uint64_t n = 0;
+    size_t i = 0;
+
+    if (rate && len >= 2 && s[len - 2] == '/' && s[len - 1] == 's') {
+        len -= 2;
+    }
+    if (len > 0 && s[0] == '-') {
+        msg = "negative sizes are not allowed";
+        goto fail;
+    }
+    for (; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+        unsigned d = (unsigned)(s[i] - '0');
+        if (n > (UINT64_MAX - d) / 10) {
+            msg = "too large";
+            goto fail;
+        }
+        n = 10 * n + d;
+    }
+    if (i == 0) {
+        msg = rate ? "expected bytes per second such as 10KiB/s"
+                   : "expected a number of bytes such as 512 or 4KiB";
+        goto fail;
+    }
+    if (i < len && s[i] == '.') {
+        msg = "a byte count is a whole number (use a smaller unit)";
+        goto fail;
+    }
+    if (i == len) {
+        mult = 1;
+    }
+    for (size_t u = 0; mult == 0 && u < sizeof(units) / sizeof(units[0]); u++) {
+        if (seq_eq(s + i, len - i, units[u].name)) {
+            mult = units[u].mult;
+        }
+    }
+    if (mult == 0) {
+        msg = rate ? "unknown unit (use B, KiB, MiB, GiB, KB, MB or GB, "
+                     "then /s)"
+                   : "unknown unit (use B, KiB, MiB, GiB, KB, MB or GB)";
+        goto fail;
+    }
+    if (n > UINT64_MAX / mult) {
+        msg = "too large";
+        goto fail;
+    }
+    *out = n * mult;
+    return 0;
+fail:
+    if (why != NULL) {
+        *why = msg;
+    }
+    return -1;
+}
+
+int config_parse_size(const char *s, size_t len, uint64_t *bytes,
+                      const char **why)
+{
+    return parse_bytes(s, len, false, bytes, why);
+}
+
+int config_parse_rate(const char *s, size_t len, uint64_t *bps,
+                      const char **why)
+{
+    return parse_bytes(s, len, true, bps, why);
 }

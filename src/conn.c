@@ -7,10 +7,12 @@
 #include "mcfault/conn.h"
 
 #include <errno.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,6 +21,7 @@
 #include "mcfault/log.h"
 #include "mcfault/resolve.h"
 #include "mcfault/stats.h"
+#include "shape.h"
 
 /* One recv reads at most this much into a buffer every connection shares
  * (the loop is single-threaded); a full read is followed by another, up to
@@ -96,7 +99,7 @@ static void timer_arm(struct conn *c, struct event **ev, event_callback_fn fn,
  * bounds them). */
 static size_t held_to_client(const struct conn *c)
 {
-    return c->uin.cap + c->cout.cap;
+    return c->uin.cap + c->cout.cap + shape_held_to_client(c->fx);
 }
 
 /* What the in-flight queue holds beyond its inline slots: a client that
@@ -110,7 +113,7 @@ static size_t held_queue(const struct conn *c)
 static size_t held_total(const struct conn *c)
 {
     return c->cin.cap + c->uout.cap + c->local.cap + held_queue(c) +
-           held_to_client(c);
+           shape_held(c->fx) + held_to_client(c);
 }
 
 /* ---- runs: bytes passed on as they are ---- */
@@ -284,8 +287,9 @@ void conn_stop_input(struct conn *c)
     c->input = IN_DISCARD;
 }
 
-void conn_begin_drop(struct conn *c)
+void conn_begin_drop(struct conn *c, bool rst)
 {
+    c->rst = rst;
     c->output = OUT_DROP;
     c->input = IN_DISCARD;
     client_read_done(c);
@@ -306,6 +310,13 @@ int conn_line_forward(struct conn *c)
 }
 
 static void on_in_timer(evutil_socket_t fd, short what, void *arg);
+
+void conn_hold_all(struct conn *c, uint64_t us)
+{
+    c->held_line = 0;
+    c->input = IN_HELD;
+    timer_arm(c, &c->in_timer, on_in_timer, us);
+}
 
 int conn_hold(struct conn *c, uint64_t us)
 {
@@ -362,6 +373,9 @@ static void client_feed(struct conn *c, const char *p, size_t n)
         case PROTO_DATA:
             if (c->data == DATA_FORWARD) {
                 rc = run_take(r, &c->uout, pos, used);
+            } else if (c->data == DATA_CORRUPT &&
+                       (rc = conn_up_add(c, p + pos, used)) == 0) {
+                shape_block_piece(c, c->uout.data + c->uout.end - used, used);
             }
             if (rc == 0 && proto_data_left(&c->parser) == 0) {
                 rc = apply_data_end(c);
@@ -456,19 +470,6 @@ static bool maybe_mn(const struct reply_framer *f)
            memcmp(f->head, "MN\r", f->line_len) == 0;
 }
 
-/* Releases held-back bytes that were not the barrier's MN after all; they
- * go before this chunk's run. */
-static int mn_release(struct conn *c)
-{
-    int rc = 0;
-
-    if (c->mn_len > 0) {
-        rc = buf_append(&c->cout, c->mn_buf, c->mn_len);
-        c->mn_len = 0;
-    }
-    return rc;
-}
-
 /*
  * Frames p[0..n) from the upstream and passes it to the client in order,
  * acting on the proxy's own entries as they reach the head. Takes all n
@@ -495,22 +496,35 @@ static void reply_chunk(struct conn *c, const char *p, size_t n)
         }
         struct inflight_entry *h = inflight_head(&c->q);
         bool swallow = h != NULL && h->swallow;
+        bool shaped = !swallow && h != NULL && h->shape;
         bool strip = !swallow && strip_next_mn(c);
         size_t used;
         enum reply_event ev = reply_feed(&c->framer, p + pos, n - pos, &used);
-        if (!swallow) {
-            rc = run_take(r, &c->cout, pos, used);
+        bool is_mn = ev != REPLY_AGAIN && c->framer.line == REPLY_LINE_MN;
+        bool stripped = strip && is_mn && ev == REPLY_DONE;
+        size_t take = used;
+        if (ev == REPLY_AGAIN && strip && maybe_mn(&c->framer)) {
+            /* Maybe the barrier's MN: held back until the line ends. */
+            size_t k = c->framer.line_len - c->mn_len;
+            memcpy(c->mn_buf + c->mn_len, p + pos + used - k, k);
+            c->mn_len = (uint8_t)c->framer.line_len;
+            take -= k;
+        } else if (stripped) {
+            take = 0; /* the barrier's MN: not for the client */
+            c->mn_len = 0;
+        } else if (c->mn_len > 0) {
+            /* Held back, and not the barrier's MN after all: they go
+             * first (this chunk's run is still empty). */
+            rc = shaped ? shape_take(c, c->mn_buf, c->mn_len)
+                        : buf_append(&c->cout, c->mn_buf, c->mn_len);
+            c->mn_len = 0;
+        }
+        if (rc == 0 && !swallow && take > 0) {
+            rc = shaped ? shape_take(c, p + pos, take)
+                        : run_take(r, &c->cout, pos, take);
         }
         pos += used;
         if (ev == REPLY_AGAIN) {
-            if (strip && maybe_mn(&c->framer)) {
-                size_t k = c->framer.line_len - c->mn_len;
-                memcpy(c->mn_buf + c->mn_len, p + pos - k, k);
-                c->mn_len = (uint8_t)c->framer.line_len;
-                r->end -= k;
-            } else if (rc == 0) {
-                rc = mn_release(c);
-            }
             break;
         }
         if (ev == REPLY_RAW) {
@@ -520,19 +534,10 @@ static void reply_chunk(struct conn *c, const char *p, size_t n)
             c->mode = MODE_WATCH;
             continue;
         }
-        bool is_mn = c->framer.line == REPLY_LINE_MN;
-        if (strip && is_mn && ev == REPLY_DONE) {
-            r->end -= used; /* the barrier's MN: not for the client */
-            c->mn_len = 0;
-        } else {
-            if (rc == 0) {
-                rc = mn_release(c);
-            }
-            if (log_enabled(LOG_TRACE) && !swallow) {
-                const char *text;
-                size_t tn = reply_last_line(&c->framer, &text);
-                log_trace('>', c->cfd, text, tn);
-            }
+        if (!stripped && !swallow && log_enabled(LOG_TRACE)) {
+            const char *text;
+            size_t tn = reply_last_line(&c->framer, &text);
+            log_trace('>', c->cfd, text, tn);
         }
         if (ev == REPLY_DONE) {
             struct inflight_entry *e = inflight_head(&c->q);
@@ -542,7 +547,11 @@ static void reply_chunk(struct conn *c, const char *p, size_t n)
                 stats_latency((enum proto_op)e->op,
                               now > e->until ? now - e->until : 0);
             }
-            inflight_reply_end(&c->q, is_mn);
+            enum inflight_end end = inflight_reply_end(&c->q, is_mn);
+            if (shaped && rc == 0 &&
+                (end == INFLIGHT_NEXT || end == INFLIGHT_STRIP_MN)) {
+                rc = shape_reply_done(c); /* its whole reply is in */
+            }
         }
     }
     if (rc == 0 && pos < n && c->output == OUT_FLOW) {
@@ -591,6 +600,9 @@ static bool replies_can_move(struct conn *c)
 {
     struct inflight_entry *h = inflight_head(&c->q);
 
+    if (shape_blocks(c->fx)) {
+        return false; /* shape_pump's timer comes back */
+    }
     if (h != NULL && h->type == IF_DELAY) {
         uint64_t now = conn_now_us();
         if (now < h->until) {
@@ -601,11 +613,38 @@ static bool replies_can_move(struct conn *c)
     return buf_len(&c->uin) > 0 || (h != NULL && h->type >= IF_LOCAL);
 }
 
+/* A close with a reset discards what the kernel has yet to send: the
+ * replies owed before it would be lost. While some are, it waits (up to
+ * CONN_RESET_WAITS times CONN_RESET_WAIT_US, for a client that reads). */
+#define CONN_RESET_WAIT_US 5000
+#define CONN_RESET_WAITS 200
+
+static bool reset_put_off(struct conn *c)
+{
+    int unsent = 0;
+
+    if (c->rst_waits >= CONN_RESET_WAITS ||
+        ioctl(c->cfd, SIOCOUTQ, &unsent) != 0 || unsent <= 0) {
+        return false;
+    }
+    c->rst_waits++;
+    conn_wake_output_in(c, CONN_RESET_WAIT_US);
+    return true;
+}
+
 /* Decides whether the connection is over; frees it and returns true then.
  * A client's EOF is passed on to the upstream once what it sent is
  * written; memcached then answers what it read and closes. */
 static bool conn_check_done(struct conn *c)
 {
+    if (c->output == OUT_SILENT) {
+        /* A connect rule's hang: over when the client goes. */
+        if (c->client == CLIENT_OPEN) {
+            return false;
+        }
+        conn_free(c);
+        return true;
+    }
     if (c->client != CLIENT_OPEN && c->client != CLIENT_WRITE_SHUT &&
         buf_len(&c->uout) == 0 && buf_len(&c->cin) == 0 &&
         c->input != IN_HELD) {
@@ -631,6 +670,9 @@ static bool conn_check_done(struct conn *c)
     if (h != NULL && h->type == IF_DELAY && c->output == OUT_FLOW) {
         return false; /* the output timer comes back */
     }
+    if (c->fx != NULL && buf_len(&c->fx->out) > 0 && c->output == OUT_FLOW) {
+        return false; /* paced bytes to go: shape_pump's timer comes back */
+    }
     if (c->mode != MODE_TEXT && c->client == CLIENT_OPEN) {
         /* A tunnel closes like a relay: memcached's close is passed on as
          * a half-close; the client's own EOF ends the connection. */
@@ -639,6 +681,9 @@ static bool conn_check_done(struct conn *c)
         return false;
     }
     if (c->client == CLIENT_WRITE_SHUT) {
+        return false;
+    }
+    if (c->rst && reset_put_off(c)) {
         return false;
     }
     conn_free(c);
@@ -693,10 +738,14 @@ static void conn_run(struct conn *c)
      * the proxy's own at the head, both sides read: nothing to do. */
     if ((c->cin.cap | c->uout.cap | c->uin.cap | c->cout.cap | c->local.cap) ==
             0 &&
-        c->client == CLIENT_OPEN && c->up == UP_OPEN && c->input == IN_PARSE &&
-        c->output == OUT_FLOW && (h == NULL || h->type < IF_LOCAL) &&
+        c->fx == NULL && c->client == CLIENT_OPEN && c->up == UP_OPEN &&
+        c->input == IN_PARSE && c->output == OUT_FLOW &&
+        (h == NULL || h->type < IF_LOCAL) &&
         c->armed == ((1u << EV_CREAD) | (1u << EV_UREAD))) {
         return;
+    }
+    if (c->fx != NULL) {
+        shape_pump(c); /* paced bytes that are due */
     }
     if (c->output == OUT_FLOW && replies_can_move(c)) {
         upstream_resume(c);
@@ -863,6 +912,21 @@ void conn_wake_output_in(struct conn *c, uint64_t us)
     timer_arm(c, &c->out_timer, on_out_timer, us);
 }
 
+/* Shaped bytes are due (shape_pump, from conn_run). */
+static void on_shape_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_run(arg);
+}
+
+void conn_wake_shape_in(struct conn *c, uint64_t us)
+{
+    if (c->fx != NULL) {
+        timer_arm(c, &c->fx->timer, on_shape_timer, us);
+    }
+}
+
 /* ---- lifecycle ---- */
 
 /* Frees what c holds (any part may be missing when conn_create failed
@@ -883,6 +947,12 @@ static void conn_release(struct conn *c)
     }
     proto_deinit(&c->parser);
     inflight_deinit(&c->q);
+    shape_free(c);
+    if (c->rst) {
+        /* A reset, not a FIN: the client reads ECONNRESET. */
+        struct linger l = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(c->cfd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+    }
     close(c->cfd);
     if (c->ufd >= 0) {
         close(c->ufd);
@@ -1049,6 +1119,34 @@ static int conn_connect(struct conn *c)
     return -1;
 }
 
+/* The client's address for `client:` rules (IPv4 mapped), and its draw
+ * for `connections:` ones. */
+static void conn_identify(struct conn *c, const struct sockaddr *peer)
+{
+    struct proxy *px = c->px;
+    /* splitmix64 over the proxy's stream: seeded runs draw alike. */
+    uint64_t z = (px->conn_seed += 0x9e3779b97f4a7c15ULL);
+
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    c->pick = (uint32_t)((z ^ (z >> 31)) >> 32);
+    if (peer == NULL) {
+        return;
+    }
+    if (peer->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)peer;
+        memset(c->peer, 0, 10);
+        c->peer[10] = 0xff;
+        c->peer[11] = 0xff;
+        memcpy(c->peer + 12, &in->sin_addr, 4);
+        c->peer_ip = true;
+    } else if (peer->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)peer;
+        memcpy(c->peer, &in6->sin6_addr, 16);
+        c->peer_ip = true;
+    }
+}
+
 int conn_create(struct proxy *px, int fd, const struct sockaddr *peer)
 {
     char name[128];
@@ -1058,6 +1156,24 @@ int conn_create(struct proxy *px, int fd, const struct sockaddr *peer)
             addr_format(peer, name, sizeof(name)));
     if ((c = conn_new(px, fd)) == NULL) {
         return -1;
+    }
+    conn_identify(c, peer);
+    switch (apply_connect(c)) {
+    case CONNECT_SERVE:
+        break;
+    case CONNECT_CLOSE:
+        log_msg(LOG_INFO, "conn %d: closed by a connect rule", fd);
+        conn_release(c);
+        return 0;
+    case CONNECT_ANSWER:
+        /* Written now, then closed, as memcached refuses a connection. */
+        client_flush(c, NULL);
+        conn_release(c);
+        return 0;
+    case CONNECT_SILENT:
+        c->up = UP_CLOSED; /* never served: no upstream either */
+        conn_start(c);
+        return 0;
     }
     if (resolver_get(px->resolver, &px->upstream, &px->upstream_len) != 0) {
         /* Looked up on a thread: the client waits (what it sends is

@@ -67,17 +67,20 @@ enum input_state {
 enum output_state {
     OUT_FLOW = 0, /* passed on in order */
     OUT_HANG,     /* a hang reached the head: every reply is discarded */
-    OUT_DROP      /* a drop reached the head: flush what is owed, close */
+    OUT_DROP,     /* a drop reached the head: flush what is owed, close */
+    OUT_SILENT    /* a connect rule's hang: never served, no upstream;
+                     ends when the client goes */
 };
 
 /* What happens to the data block of the current command. */
 enum data_fate {
     DATA_FORWARD = 0,
-    DATA_DISCARD /* the proxy answers it: the block is read and dropped */
+    DATA_DISCARD, /* the proxy answers it: the block is read and dropped */
+    DATA_CORRUPT  /* corrupt: copied upstream with bits flipped (shape.c) */
 };
 
 /* What a forward: true fault does once its command is on its way. */
-enum post_fx { FX_NONE = 0, FX_ERROR, FX_DROP, FX_HANG };
+enum post_fx { FX_NONE = 0, FX_ERROR, FX_DROP, FX_HANG, FX_FENCE };
 
 /* Bytes of the chunk being processed that go on to the other side as
  * they are: [start, end). Kept as a range so that a whole read can be sent
@@ -102,6 +105,12 @@ struct conn {
     uint8_t armed;      /* ARM_* bits: which of the four events are added */
     uint8_t data;       /* enum data_fate of the current data block */
     uint8_t post;       /* enum post_fx waiting for the data block's end */
+    uint8_t post_rst;   /* FX_DROP: close with a reset */
+    uint8_t rst;        /* the close, when the proxy closes, is a reset */
+    uint8_t rst_waits;  /* ... put off while the kernel still sends */
+    bool peer_ip;       /* the client came over IP: peer is its address */
+    uint8_t peer[16];   /* the client's address, IPv4 mapped */
+    uint32_t pick;      /* the connection's draw for `connections:` */
     uint32_t post_len;  /* FX_ERROR: its reply's bytes in local */
     uint32_t deferred;  /* DATA_DISCARD: reply bytes waiting in local for the
                            block's end (0: none) */
@@ -127,6 +136,8 @@ struct conn {
     struct proto_parser parser;
     struct reply_framer framer;
     struct inflight q;
+    struct fx *fx;           /* throttle, slice, truncate, corrupt at work
+                                (shape.c); NULL on most connections */
     struct event *in_timer;  /* ends IN_HELD */
     struct event *out_timer; /* wakes an IF_DELAY at the head */
     struct event *up_timer;  /* bounds the upstream connect */
@@ -148,6 +159,10 @@ int conn_client_add(struct conn *c, const void *p, size_t n);
  * microseconds (a delay), then go on. */
 int conn_hold(struct conn *c, uint64_t us);
 
+/* Everything the client sends waits in cin for us microseconds (a connect
+ * rule's delay), then goes on. */
+void conn_hold_all(struct conn *c, uint64_t us);
+
 /* The rest of the input is never read as commands. */
 void conn_stop_input(struct conn *c);
 
@@ -155,11 +170,15 @@ void conn_stop_input(struct conn *c);
  * or written; it closes on the next check. */
 void conn_fail(struct conn *c);
 
-/* A drop reached the head: what is owed was flushed; close both sides. */
-void conn_begin_drop(struct conn *c);
+/* A drop reached the head: what is owed was flushed; close both sides
+ * (the client's with a reset when rst). */
+void conn_begin_drop(struct conn *c, bool rst);
 
 /* Arms the output timer to wake replies held by an IF_DELAY in us. */
 void conn_wake_output_in(struct conn *c, uint64_t us);
+
+/* Arms the timer that releases shaped bytes (shape_pump) in us. */
+void conn_wake_shape_in(struct conn *c, uint64_t us);
 
 /* Monotonic microseconds. */
 uint64_t conn_now_us(void);
@@ -175,6 +194,17 @@ uint64_t conn_loop_us(const struct conn *c);
  * fault that fires. Returns 0, or -1 when out of memory.
  */
 int apply_command(struct conn *c, const struct proto_cmd *cmd);
+
+/* What a `connect` rule makes of a new connection. */
+enum connect_verdict {
+    CONNECT_SERVE = 0, /* served (after a hold, for a delay) */
+    CONNECT_CLOSE,     /* closed at once (drop: c->rst says how) */
+    CONNECT_ANSWER,    /* the line in cout is written, then it closes */
+    CONNECT_SILENT     /* accepted, never served (OUT_SILENT) */
+};
+
+/* Asks the `connect` rules about the new connection c. */
+enum connect_verdict apply_connect(struct conn *c);
 
 /* The current data block ended. Returns 0 or -1 (out of memory). */
 int apply_data_end(struct conn *c);

@@ -1,7 +1,8 @@
 /*
  * Rule table: the rules in file order, an index that keeps rules which
- * cannot match a command out of rules_decide's loop, the per-rule gates
- * (after, limit, probability) and a seeded PRNG.
+ * cannot match a command out of rules_decide's loop, targeting (client,
+ * connection share, size, schedule), the per-rule gates (after, limit,
+ * probability), the connect rules apart, and a seeded PRNG.
  */
 #include "mcfault/rules.h"
 
@@ -22,7 +23,9 @@
  *    *bucket* of the enabled rules whose command globs match its name
  *    (RULE_MISS rules only for retrievals). Ops with the same rule set
  *    share a bucket (with `command: "*"` every op shares one). Bucket 0
- *    holds every enabled rule: it serves PROTO_OP_UNKNOWN and any subject
+ *    holds every enabled rule but the connect rules (on_connect: they are
+ *    never a command's, see rules_decide_connect, so no bucket holds
+ *    them): it serves PROTO_OP_UNKNOWN and any subject
  *    whose name is not its op's canonical name, and there each candidate's
  *    command globs (and the RULE_MISS test) are checked at run time.
  *
@@ -169,6 +172,10 @@ struct rules {
     uint64_t *scratch;       /* one bit per rule, zero between calls */
     struct name_ref *byname; /* named rules sorted by (name, index) */
     size_t nnamed;
+    /* The enabled on_connect rules in file order: sized for all of them
+     * when the table is built, so a rebuild never allocates. */
+    uint32_t *connect;
+    size_t nconnect;
     struct index idx;
     const char *op_name[PROTO_OP__COUNT]; /* proto_op_name(op) */
     size_t op_len[PROTO_OP__COUNT];       /* and its length */
@@ -176,8 +183,11 @@ struct rules {
 };
 
 static const char *const action_names[RULE__COUNT] = {
-    [RULE_ERROR] = "error", [RULE_DELAY] = "delay", [RULE_DROP] = "drop",
-    [RULE_HANG] = "hang",   [RULE_MISS] = "miss",
+    [RULE_ERROR] = "error",     [RULE_DELAY] = "delay",
+    [RULE_DROP] = "drop",       [RULE_HANG] = "hang",
+    [RULE_MISS] = "miss",       [RULE_THROTTLE] = "throttle",
+    [RULE_SLICE] = "slice",     [RULE_TRUNCATE] = "truncate",
+    [RULE_CORRUPT] = "corrupt", [RULE_EVICT] = "evict",
 };
 
 void rule_free(struct rule *r)
@@ -195,6 +205,7 @@ void rule_free(struct rule *r)
     }
     free(r->keys);
     free(r->message);
+    free(r->clients);
     r->name = NULL;
     r->cmds = NULL;
     r->ncmds = 0;
@@ -202,6 +213,94 @@ void rule_free(struct rule *r)
     r->nkeys = 0;
     r->message = NULL;
     r->message_len = 0;
+    r->clients = NULL;
+    r->nclients = 0;
+}
+
+void rule_set_defaults(struct rule *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->probability = 1.0;
+    r->enabled = true;
+    r->close = RULE_CLOSE_FIN;
+    r->interval_us = RULES_INTERVAL_DEFAULT_US;
+    r->flips = 1;
+    r->connections = 1.0;
+    r->min_size = 0;
+    r->max_size = UINT64_MAX;
+}
+
+/* Copies n globs into a new array at *out, counted in *nout as soon as
+ * it exists so that rule_free frees a partial copy. Returns 0 or -1. */
+static int globs_clone(struct rule_glob **out, size_t *nout,
+                       const struct rule_glob *g, size_t n)
+{
+    if (n == 0) {
+        return 0;
+    }
+    *out = calloc(n, sizeof(**out));
+    if (*out == NULL) {
+        return -1;
+    }
+    *nout = n;
+    for (size_t i = 0; i < n; i++) {
+        (*out)[i].pat = malloc(g[i].len + 1);
+        if ((*out)[i].pat == NULL) {
+            return -1;
+        }
+        memcpy((*out)[i].pat, g[i].pat, g[i].len);
+        (*out)[i].pat[g[i].len] = '\0';
+        (*out)[i].len = g[i].len;
+    }
+    return 0;
+}
+
+/* A copy of s[0..len) with a NUL after it, in *out; s NULL: none. */
+static int bytes_clone(char **out, const char *s, size_t len)
+{
+    if (s == NULL) {
+        return 0;
+    }
+    *out = malloc(len + 1);
+    if (*out == NULL) {
+        return -1;
+    }
+    memcpy(*out, s, len);
+    (*out)[len] = '\0';
+    return 0;
+}
+
+int rule_clone(struct rule *dst, const struct rule *src)
+{
+    *dst = *src;
+    dst->name = NULL;
+    dst->cmds = NULL;
+    dst->ncmds = 0;
+    dst->keys = NULL;
+    dst->nkeys = 0;
+    dst->message = NULL;
+    dst->clients = NULL;
+    dst->nclients = 0;
+    if (bytes_clone(&dst->name, src->name,
+                    src->name != NULL ? strlen(src->name) : 0) != 0 ||
+        bytes_clone(&dst->message, src->message, src->message_len) != 0 ||
+        globs_clone(&dst->cmds, &dst->ncmds, src->cmds, src->ncmds) != 0 ||
+        globs_clone(&dst->keys, &dst->nkeys, src->keys, src->nkeys) != 0) {
+        goto fail;
+    }
+    if (src->nclients > 0) {
+        dst->clients = malloc(src->nclients * sizeof(*dst->clients));
+        if (dst->clients == NULL) {
+            goto fail;
+        }
+        memcpy(dst->clients, src->clients,
+               src->nclients * sizeof(*dst->clients));
+        dst->nclients = src->nclients;
+    }
+    return 0;
+fail:
+    rule_free(dst);
+    return -1;
 }
 
 const char *rule_action_name(enum rule_action a)
@@ -661,7 +760,7 @@ static int index_build(const struct rules *t, const bool *on, struct index *out)
         bool retrieval = rule_op_is_retrieval((enum proto_op)op);
         for (size_t i = 0; i < t->n; i++) {
             const struct rule *r = &t->rules[i];
-            if (!on[i]) {
+            if (!on[i] || r->on_connect) {
                 continue;
             }
             if (op != PROTO_OP_UNKNOWN &&
@@ -766,6 +865,148 @@ static bool byname_is(const struct rules *t, size_t i, const char *name)
     return i < t->nnamed && strcmp(t->byname[i].name, name) == 0;
 }
 
+/* ---- Targeting and connect rules ---- */
+
+/* A share below 1 narrows the rule; 0 (a rule built with calloc) and NaN
+ * count as every connection, as config.c never writes them. */
+static bool rule_has_share(const struct rule *r)
+{
+    return r->connections > 0.0 && r->connections < 1.0;
+}
+
+static bool rule_targets(const struct rule *r)
+{
+    return r->nclients > 0 || rule_has_share(r) || r->sized || r->scheduled;
+}
+
+static size_t connect_count(const struct rules *t)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < t->n; i++) {
+        n += t->rules[i].on_connect;
+    }
+    return n;
+}
+
+/* Lists the enabled connect rules in file order (t->connect holds room
+ * for all of them). */
+static void connect_build(struct rules *t)
+{
+    t->nconnect = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        if (t->rules[i].on_connect && t->rules[i].enabled) {
+            t->connect[t->nconnect++] = (uint32_t)i;
+        }
+    }
+}
+
+/* Whether addr is in the network c: the first c->bits bits agree. */
+static bool cidr_match(const struct rule_cidr *c, const uint8_t *addr)
+{
+    unsigned bits = c->bits > 128 ? 128 : c->bits;
+    size_t whole = bits / 8;
+    unsigned rest = bits % 8;
+
+    if (memcmp(c->addr, addr, whole) != 0) {
+        return false;
+    }
+    if (rest == 0) {
+        return true;
+    }
+    uint8_t mask = (uint8_t)(0xffu << (8 - rest));
+    return ((c->addr[whole] ^ addr[whole]) & mask) == 0;
+}
+
+bool rule_client_match(const struct rule *r, const uint8_t *addr)
+{
+    for (size_t i = 0; i < r->nclients; i++) {
+        if (cidr_match(&r->clients[i], addr)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* a + b, or UINT64_MAX when that does not fit. */
+static uint64_t add_sat(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+/*
+ * The schedule is a function of t = now - epoch: off before start, then
+ * on for duration (0: for good), and with every, the same again from
+ * start + k * every. A clock not yet started (epoch 0) is taken to start
+ * at now_us, so such a rule is judged at t = 0: in force when start is 0.
+ */
+bool rule_in_force(const struct rule *r, uint64_t now_us, uint64_t *next_us)
+{
+    const struct rule_schedule *sc = &r->schedule;
+    uint64_t next = UINT64_MAX;
+    bool on;
+
+    if (!r->scheduled) {
+        on = true;
+        goto out;
+    }
+    uint64_t epoch = r->epoch_us != 0 ? r->epoch_us : now_us;
+    if (sc->start_us > UINT64_MAX - epoch) {
+        on = false; /* a start past the end of the clock never comes */
+        goto out;
+    }
+    uint64_t begin = epoch + sc->start_us;
+    if (now_us < begin) {
+        next = begin;
+        on = false;
+        goto out;
+    }
+    uint64_t t = now_us - begin;
+    if (sc->every_us == 0) {
+        /* once: from begin for duration, or for good */
+        on = sc->duration_us == 0 || t < sc->duration_us;
+        if (on && sc->duration_us != 0) {
+            next = add_sat(begin, sc->duration_us);
+        }
+        goto out;
+    }
+    if (sc->duration_us >= sc->every_us || sc->duration_us == 0) {
+        /* the windows touch (always on) or are empty (never on) */
+        on = sc->duration_us != 0;
+        goto out;
+    }
+    uint64_t cycle = now_us - t % sc->every_us; /* this window's start */
+    on = t % sc->every_us < sc->duration_us;
+    next = add_sat(cycle, on ? sc->duration_us : sc->every_us);
+out:
+    if (next_us != NULL) {
+        *next_us = next;
+    }
+    return on;
+}
+
+/* Whether s is one of the commands r targets (r->targeted): its client,
+ * its connection's draw, its data block's size, the schedule. */
+static bool rule_target_match(const struct rule *r,
+                              const struct rules_subject *s)
+{
+    if (r->nclients > 0 &&
+        (s->client_addr == NULL || !rule_client_match(r, s->client_addr))) {
+        return false;
+    }
+    /* conn_pick is uniform over 2^32, so this takes the share; shares
+     * nest: a connection a 10% rule takes, a 25% rule takes too. */
+    if (rule_has_share(r) &&
+        !((double)s->conn_pick < r->connections * 4294967296.0)) {
+        return false;
+    }
+    if (r->sized && (s->data_len < 0 || (uint64_t)s->data_len < r->min_size ||
+                     (uint64_t)s->data_len > r->max_size)) {
+        return false;
+    }
+    return !r->scheduled || rule_in_force(r, s->now_us, NULL);
+}
+
 /* ---- Table ---- */
 
 struct rules *rules_create(struct rule *rules, size_t n, uint64_t seed)
@@ -791,9 +1032,10 @@ struct rules *rules_create(struct rule *rules, size_t n, uint64_t seed)
     t->kinfo = calloc(n > 0 ? n : 1, sizeof(*t->kinfo));
     t->byname = calloc(n > 0 ? n : 1, sizeof(*t->byname));
     t->scratch = calloc(n / 64 + 1, sizeof(*t->scratch));
+    t->connect = calloc(connect_count(t) + 1, sizeof(*t->connect));
     on = calloc(n > 0 ? n : 1, sizeof(*on));
     if (t->kinfo == NULL || t->byname == NULL || t->scratch == NULL ||
-        on == NULL) {
+        t->connect == NULL || on == NULL) {
         goto fail;
     }
     struct anchor_buf ab = {NULL, 0, 0};
@@ -803,6 +1045,7 @@ struct rules *rules_create(struct rule *rules, size_t n, uint64_t seed)
             goto fail;
         }
         on[i] = t->rules[i].enabled;
+        t->rules[i].targeted = rule_targets(&t->rules[i]);
         if (t->rules[i].name != NULL) {
             t->byname[t->nnamed].name = t->rules[i].name;
             t->byname[t->nnamed].idx = (uint32_t)i;
@@ -816,6 +1059,7 @@ struct rules *rules_create(struct rule *rules, size_t n, uint64_t seed)
         goto fail;
     }
     free(on);
+    connect_build(t);
 
     for (size_t i = 0; i < 4; i++) {
         t->prng[i] = splitmix64(&seed);
@@ -848,6 +1092,7 @@ void rules_destroy(struct rules *t)
     free(t->anchors);
     free(t->scratch);
     free(t->byname);
+    free(t->connect);
     index_free(&t->idx);
     free(t);
 }
@@ -895,6 +1140,7 @@ void rules_carry_counters(struct rules *to, const struct rules *from)
             const struct rule *src = &from->rules[from->byname[j].idx];
             dst->matched = src->matched;
             dst->fired = src->fired;
+            dst->epoch_us = src->epoch_us;
             i++;
             j++;
         }
@@ -942,7 +1188,17 @@ int rules_set_enabled(struct rules *t, const char *name, bool enabled)
     }
     index_free(&t->idx);
     t->idx = x;
+    connect_build(t);
     return 0;
+}
+
+void rules_start_clocks(struct rules *t, uint64_t now_us)
+{
+    for (size_t i = 0; t != NULL && i < t->n; i++) {
+        if (t->rules[i].epoch_us == 0) {
+            t->rules[i].epoch_us = now_us;
+        }
+    }
 }
 
 /* ---- Decide ---- */
@@ -997,7 +1253,15 @@ static bool rule_try(struct rules *t, uint32_t i, const struct rules_subject *s,
                     !rule_cmd_match(r, s->name, s->name_len))) {
         return false;
     }
-    return subject_key_match(r, s) && rule_gate(t, r);
+    if (!subject_key_match(r, s)) {
+        return false;
+    }
+    /* Rules without targeting pay this one branch. A command targeting
+     * turns away is not a match: not counted, the next rule tries. */
+    if (r->targeted && !rule_target_match(r, s)) {
+        return false;
+    }
+    return rule_gate(t, r);
 }
 
 static unsigned lowest_bit(uint64_t v)
@@ -1259,4 +1523,24 @@ struct rule *rules_decide(struct rules *t, const struct rules_subject *s)
         }
     }
     return NULL;
+}
+
+struct rule *rules_decide_connect(struct rules *t,
+                                  const struct rules_subject *s)
+{
+    for (size_t j = 0; j < t->nconnect; j++) {
+        struct rule *r = &t->rules[t->connect[j]];
+        if (r->targeted && !rule_target_match(r, s)) {
+            continue;
+        }
+        if (rule_gate(t, r)) {
+            return r;
+        }
+    }
+    return NULL;
+}
+
+bool rules_have_connect(const struct rules *t)
+{
+    return t != NULL && t->nconnect > 0;
 }

@@ -17,6 +17,16 @@
 /* max_connections and --max-connections: each client costs two descriptors,
  * and Linux allows a process 1048576 (fs.nr_open) unless raised. */
 #define CONFIG_MAX_CONNECTIONS_MAX 500000
+/* rate: past 1 GiB/s a throttle no longer slows anything down. */
+#define CONFIG_RATE_MAX (1ULL << 30)
+/* size (slice pieces): memcached's default item size limit; a larger piece
+ * is the whole value at once. */
+#define CONFIG_SLICE_MAX (1 << 20)
+/* flips: a handful of bits is a corruption test, thousands are noise. */
+#define CONFIG_FLIPS_MAX 1024
+/* schedule start, duration, every: a test run, not a calendar (30 days,
+ * in seconds). */
+#define CONFIG_SCHEDULE_MAX_S (30 * 24 * 3600)
 
 /* One proxy: a listener, an upstream, its rules. */
 struct config_proxy {
@@ -58,7 +68,10 @@ struct config_errors {
  * plus optional seed (non-negative integer), admin (ADDR:PORT) and
  * max_connections (1..CONFIG_MAX_CONNECTIONS_MAX).
  * A rule is a mapping: name, command, key, action, message, delay, jitter,
- * probability, after, limit, forward, enabled. Unknown keys are errors.
+ * probability, after, limit, forward, enabled, close, rate, size,
+ * interval, keep, flips, client, connections, min_size, max_size,
+ * schedule. Unknown keys are errors, and so are keys for another action.
+ * `command: connect` (alone) makes a connect rule (on_connect).
  */
 int config_parse(const char *name, const char *text, size_t len,
                  struct config *cfg, struct config_errors *errs);
@@ -109,5 +122,19 @@ int config_parse_duration(const char *s, size_t len, uint64_t *us,
  * -1 with *why. */
 int config_parse_probability(const char *s, size_t len, double *p,
                              const char **why);
+
+/*
+ * Parses a byte count: digits and an optional unit, B, KiB, MiB, GiB
+ * (1024-based) or KB (kB), MB, GB (1000-based): "512", "512B", "4KiB".
+ * Returns 0 and *bytes, or -1 with *why set to a static message.
+ */
+int config_parse_size(const char *s, size_t len, uint64_t *bytes,
+                      const char **why);
+
+/* Parses a rate: a byte count (config_parse_size) per second, the "/s"
+ * optional: "10KiB/s", "512B/s", "1MiB/s", "4096". Returns 0 and *bps, or
+ * -1 with *why. */
+int config_parse_rate(const char *s, size_t len, uint64_t *bps,
+                      const char **why);
 
 #endif

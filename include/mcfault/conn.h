@@ -30,6 +30,9 @@ struct proxy {
     struct conn *conns;        /* open connections, for shutdown */
     uint64_t conns_total;
     uint64_t conns_now;
+    bool disabled; /* switched off (POST /proxies/NAME/disable): no clients,
+                      its listener closed until enabled */
+    uint64_t conn_seed; /* state of the per-connection draws (conn_pick) */
 };
 
 /*

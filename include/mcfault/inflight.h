@@ -24,7 +24,8 @@
  * - DROP: at the head, the connection closes (drop);
  * - HANG: at the head, every reply from then on is discarded (hang).
  * A ONE or GROUP marked swallow is a forwarded command whose reply a fault
- * replaces: it is framed as usual and discarded.
+ * replaces: it is framed as usual and discarded; one marked shape has its
+ * reply throttled, sliced, truncated or corrupted (shape.c).
  */
 enum inflight_type {
     IF_ONE = 0,
@@ -41,6 +42,9 @@ struct inflight_entry {
     uint8_t kind;        /* IF_ONE: enum proto_reply */
     uint8_t strip : 1;   /* IF_BARRIER: the proxy sent it; strip its MN */
     uint8_t swallow : 1; /* IF_ONE, IF_GROUP: discard the reply */
+    uint8_t shape : 1;   /* IF_ONE, IF_GROUP: the reply goes through
+                            shape.c (its spec is next in the fx queue) */
+    uint8_t rst : 1;     /* IF_DROP: close with a reset */
     uint8_t op;          /* IF_ONE: enum proto_op, for its latency */
     uint32_t len;        /* IF_LOCAL: reply bytes */
     uint64_t until; /* IF_DELAY: monotonic microseconds to wait for; IF_ONE:

@@ -42,7 +42,8 @@ BAD_RULE_PROBLEMS = [
     "body:1:1: rule 'x': action delay needs 'delay'",
     "body:3:1: unknown key 'delya' in rule (known: name, command, key, "
     "action, message, delay, jitter, probability, after, limit, forward, "
-    "enabled)"]
+    "enabled, close, rate, size, interval, keep, flips, client, connections, "
+    "min_size, max_size, schedule)"]
 
 
 def names(doc, proxy=0):
@@ -208,7 +209,7 @@ message: SERVER_ERROR posted
                             b'- name: bad\n  action: nope\n', want=400)
         self.assertEqual(doc['problems'], [
             "body:4:11: 'action' must be one of error, delay, drop, hang, "
-            "miss, got 'nope'"])
+            "miss, throttle, slice, truncate, corrupt, evict, got 'nope'"])
         # A YAML syntax error.
         st, doc = self.json('POST', '/rules', b'- {name: x\n', want=400)
         self.assertEqual(len(doc['problems']), 1, doc)

@@ -137,9 +137,9 @@ BAD_FILES = [
   - {action: drop, limit: 0x10}
 ''', [(3, 14, r"unknown command 'sett' in 'command'"),
       (7, 13, r"'action' must be one of error, delay, drop, hang, miss, "
-              r"got 'explode'"),
+              r"throttle, slice, truncate, corrupt, evict, got 'explode'"),
       (10, 5, r"'forward' cannot be used with action miss"),
-      (13, 5, r"'message' only applies to action error"),
+      (13, 5, r"'message' does not apply to action drop \(only to error\)"),
       (16, 14, r"'forward' must be true or false, got 'yes'"),
       (18, 14, r"action miss only applies to retrievals"),
       (22, 14, r"'message' must be a single line"),

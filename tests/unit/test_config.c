@@ -76,6 +76,20 @@ static void assert_rule_defaults(const struct rule *r)
     assert_true(r->enabled);
     assert_int_equal(r->matched, 0);
     assert_int_equal(r->fired, 0);
+    /* the newer keys: a rule without them behaves as before they were */
+    assert_int_equal(r->close, RULE_CLOSE_FIN);
+    assert_int_equal(r->interval_us, 1000);
+    assert_int_equal(r->flips, 1);
+    assert_null(r->clients);
+    assert_int_equal(r->nclients, 0);
+    assert_true(r->connections == 1.0);
+    assert_false(r->sized);
+    assert_int_equal(r->min_size, 0);
+    assert_true(r->max_size == UINT64_MAX);
+    assert_false(r->scheduled);
+    assert_false(r->on_connect);
+    assert_false(r->targeted);
+    assert_int_equal(r->epoch_us, 0);
 }
 
 /* ---- config_parse_duration ---- */
@@ -236,6 +250,92 @@ static void test_probability_table(void **state)
             assert_string_equal(why, c->why);
         }
     }
+}
+
+/* ---- config_parse_size and config_parse_rate ---- */
+
+struct bytes_case {
+    const char *in;
+    int rc;
+    uint64_t n;
+    const char *why; /* rc -1 */
+};
+
+#define UNITS "B, KiB, MiB, GiB, KB, MB or GB"
+
+static const struct bytes_case size_cases[] = {
+    {"0", 0, 0, NULL},
+    {"512", 0, 512, NULL},
+    {"512B", 0, 512, NULL},
+    {"4KiB", 0, 4096, NULL},
+    {"1MiB", 0, 1048576, NULL},
+    {"2GiB", 0, 2147483648ULL, NULL},
+    {"3KB", 0, 3000, NULL},
+    {"3kB", 0, 3000, NULL},
+    {"2MB", 0, 2000000, NULL},
+    {"1GB", 0, 1000000000, NULL},
+    {"007", 0, 7, NULL},
+    {"18446744073709551615", 0, UINT64_MAX, NULL},
+    {"", -1, 0, "expected a number of bytes such as 512 or 4KiB"},
+    {"KiB", -1, 0, "expected a number of bytes such as 512 or 4KiB"},
+    {"+5", -1, 0, "expected a number of bytes such as 512 or 4KiB"},
+    {"-1", -1, 0, "negative sizes are not allowed"},
+    {"1.5KiB", -1, 0, "a byte count is a whole number (use a smaller unit)"},
+    {"1k", -1, 0, "unknown unit (use " UNITS ")"},
+    {"1kib", -1, 0, "unknown unit (use " UNITS ")"},
+    {"1 KiB", -1, 0, "unknown unit (use " UNITS ")"},
+    {"1KiB/s", -1, 0, "unknown unit (use " UNITS ")"},
+    {"18446744073709551616", -1, 0, "too large"},
+    {"18014398509481984KiB", -1, 0, "too large"},
+};
+
+static const struct bytes_case rate_cases[] = {
+    {"10KiB/s", 0, 10240, NULL},
+    {"512B/s", 0, 512, NULL},
+    {"1MiB/s", 0, 1048576, NULL},
+    {"1MB/s", 0, 1000000, NULL},
+    {"100/s", 0, 100, NULL},
+    {"4096", 0, 4096, NULL},
+    {"10KiB", 0, 10240, NULL},
+    {"0/s", 0, 0, NULL}, /* parsed; set_rate refuses it */
+    {"/s", -1, 0, "expected bytes per second such as 10KiB/s"},
+    {"fast", -1, 0, "expected bytes per second such as 10KiB/s"},
+    {"10kb/s", -1, 0, "unknown unit (use " UNITS ", then /s)"},
+    {"10KiB/ms", -1, 0, "unknown unit (use " UNITS ", then /s)"},
+    {"10KiB/s/s", -1, 0, "unknown unit (use " UNITS ", then /s)"},
+    {"-1KiB/s", -1, 0, "negative sizes are not allowed"},
+};
+
+static void check_bytes_table(const struct bytes_case *cases, size_t n,
+                              int (*fn)(const char *, size_t, uint64_t *,
+                                        const char **))
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct bytes_case *c = &cases[i];
+        uint64_t got = 12345;
+        const char *why = NULL;
+        int rc = fn(c->in, strlen(c->in), &got, &why);
+        if (rc != c->rc || (rc == 0 && got != c->n)) {
+            print_message("bytes '%s'\n", c->in);
+        }
+        assert_int_equal(rc, c->rc);
+        if (rc == 0) {
+            assert_true(got == c->n);
+            assert_null(why);
+        } else {
+            assert_int_equal(got, 12345);
+            assert_string_equal(why, c->why);
+        }
+    }
+}
+
+static void test_size_and_rate_tables(void **state)
+{
+    (void)state;
+    check_bytes_table(size_cases, sizeof(size_cases) / sizeof(*size_cases),
+                      config_parse_size);
+    check_bytes_table(rate_cases, sizeof(rate_cases) / sizeof(*rate_cases),
+                      config_parse_rate);
 }
 
 /* ---- good files ---- */
@@ -463,6 +563,24 @@ static const struct good_case good_cases[] = {
      "seed: 18446744073709551615\nrules:\n  - {action: drop, after: "
      "18446744073709551615, limit: 0}\n",
      1, NULL},
+    {"edges of the newer keys",
+     "rules:\n  - {action: throttle, rate: 1GiB/s}\n"
+     "  - {action: throttle, rate: 1}\n"
+     "  - {action: slice, size: 1-1MiB, interval: 0s}\n"
+     "  - {action: slice, size: 1048576, interval: 3600s}\n"
+     "  - {action: truncate, keep: 0}\n"
+     "  - {action: truncate, keep: 0%, close: fin}\n"
+     "  - {action: truncate, keep: 100%}\n"
+     "  - {action: corrupt, flips: 1024}\n"
+     "  - {action: drop, connections: 100%, client: \"0.0.0.0/0\"}\n"
+     "  - {action: drop, connections: 0.000001, client: \"::/0\"}\n"
+     "  - {action: drop, client: \"::ffff:10.0.0.0/104\"}\n"
+     "  - {action: drop, min_size: 0, max_size: 0}\n"
+     "  - {action: drop, min_size: 18446744073709551615}\n"
+     "  - {action: drop, schedule: {start: 2592000s, duration: 1s, every: "
+     "1s}}\n"
+     "  - {action: drop, schedule: {every: 0s}}\n",
+     15, NULL},
     {"message with tab and UTF-8",
      "rules:\n  - {action: error, message: \"SERVER_ERROR \\t \xc3\xa9\"}\n", 1,
      NULL},
@@ -543,6 +661,200 @@ static void test_good_details(void **state)
         assert_glob(&cfg.proxies[0].rules[j].keys[0], "k");
     }
     config_free(&cfg);
+}
+
+/* Every key of the newer actions and of targeting, parsed. */
+static void test_new_keys(void **state)
+{
+    static const char text[] =
+        "rules:\n"
+        "  - name: slow-reads\n"
+        "    command: [get, mg]\n"
+        "    action: throttle\n"
+        "    rate: 10KiB/s\n"
+        "  - {name: pieces, action: slice, size: 1-16, interval: 5ms}\n"
+        "  - {name: bytewise, action: slice, size: 1}\n"
+        "  - {name: cut, action: truncate, keep: 100, close: reset}\n"
+        "  - {name: cut-share, action: truncate, keep: 12.5%}\n"
+        "  - {name: flip, action: corrupt, flips: 3}\n"
+        "  - {name: flip-one, action: corrupt}\n"
+        "  - {name: evict, command: get, action: evict}\n"
+        "  - {name: reset, action: drop, close: reset}\n"
+        "  - name: targeted\n"
+        "    action: delay\n"
+        "    delay: 1ms\n"
+        "    client: [127.0.0.2, 10.1.2.3/8, \"::1\", \"fd00::/8\"]\n"
+        "    connections: 25%\n"
+        "    min_size: 512KiB\n"
+        "    max_size: 1MiB\n"
+        "    schedule: {start: 10s, duration: 5s, every: 60s}\n"
+        "  - name: once\n"
+        "    action: hang\n"
+        "    client: 192.168.1.7/32\n"
+        "    connections: 0.5\n"
+        "    max_size: 100\n"
+        "    schedule: {start: 1.5s}\n"
+        "  - {name: always, action: drop, schedule: {}}\n";
+    struct config cfg;
+    (void)state;
+
+    parse_ok(__func__, text, &cfg);
+    const struct rule *r = cfg.proxies[0].rules;
+    assert_int_equal(cfg.proxies[0].nrules, 12);
+
+    assert_int_equal(r[0].action, RULE_THROTTLE);
+    assert_int_equal(r[0].rate_bps, 10240);
+    assert_false(r[0].forward);
+
+    assert_int_equal(r[1].action, RULE_SLICE);
+    assert_int_equal(r[1].slice_min, 1);
+    assert_int_equal(r[1].slice_max, 16);
+    assert_int_equal(r[1].interval_us, 5000);
+    assert_int_equal(r[2].slice_min, 1);
+    assert_int_equal(r[2].slice_max, 1);
+    assert_int_equal(r[2].interval_us, 1000);
+
+    assert_int_equal(r[3].action, RULE_TRUNCATE);
+    assert_false(r[3].keep_is_fraction);
+    assert_int_equal(r[3].keep_bytes, 100);
+    assert_int_equal(r[3].close, RULE_CLOSE_RESET);
+    assert_true(r[4].keep_is_fraction);
+    assert_true(r[4].keep_fraction == 0.125);
+    assert_int_equal(r[4].close, RULE_CLOSE_FIN);
+
+    assert_int_equal(r[5].action, RULE_CORRUPT);
+    assert_int_equal(r[5].flips, 3);
+    assert_int_equal(r[6].flips, 1);
+    assert_int_equal(r[7].action, RULE_EVICT);
+    assert_int_equal(r[8].action, RULE_DROP);
+    assert_int_equal(r[8].close, RULE_CLOSE_RESET);
+
+    /* targeting: IPv4 as ::ffff:a.b.c.d, bits past the prefix cleared */
+    static const uint8_t v4_2[16] = {0, 0, 0,    0,    0,   0, 0, 0,
+                                     0, 0, 0xff, 0xff, 127, 0, 0, 2};
+    static const uint8_t v4_10[16] = {0, 0, 0,    0,    0,  0, 0, 0,
+                                      0, 0, 0xff, 0xff, 10, 0, 0, 0};
+    static const uint8_t v6_1[16] = {0, 0, 0, 0, 0, 0, 0, 0,
+                                     0, 0, 0, 0, 0, 0, 0, 1};
+    static const uint8_t v6_fd[16] = {0xfd};
+    const struct rule *t = &r[9];
+    assert_int_equal(t->nclients, 4);
+    assert_memory_equal(t->clients[0].addr, v4_2, 16);
+    assert_int_equal(t->clients[0].bits, 128);
+    assert_memory_equal(t->clients[1].addr, v4_10, 16);
+    assert_int_equal(t->clients[1].bits, 104);
+    assert_memory_equal(t->clients[2].addr, v6_1, 16);
+    assert_int_equal(t->clients[2].bits, 128);
+    assert_memory_equal(t->clients[3].addr, v6_fd, 16);
+    assert_int_equal(t->clients[3].bits, 8);
+    assert_true(t->connections == 0.25);
+    assert_true(t->sized);
+    assert_int_equal(t->min_size, 512 * 1024);
+    assert_int_equal(t->max_size, 1024 * 1024);
+    assert_true(t->scheduled);
+    assert_int_equal(t->schedule.start_us, 10000000);
+    assert_int_equal(t->schedule.duration_us, 5000000);
+    assert_int_equal(t->schedule.every_us, 60000000);
+    assert_false(t->on_connect);
+
+    t = &r[10];
+    assert_int_equal(t->nclients, 1);
+    assert_int_equal(t->clients[0].bits, 128);
+    assert_int_equal(t->clients[0].addr[12], 192);
+    assert_true(t->connections == 0.5);
+    assert_true(t->sized);
+    assert_int_equal(t->min_size, 0);
+    assert_int_equal(t->max_size, 100);
+    assert_int_equal(t->schedule.start_us, 1500000);
+    assert_int_equal(t->schedule.duration_us, 0);
+    assert_int_equal(t->schedule.every_us, 0);
+
+    /* an empty schedule is in force from the start, for good */
+    assert_true(r[11].scheduled);
+    assert_int_equal(r[11].schedule.start_us, 0);
+    config_free(&cfg);
+}
+
+/* `command: connect` alone makes a connect rule; globs never do. */
+static void test_connect_rules(void **state)
+{
+    static const char text[] =
+        "rules:\n"
+        "  - {name: refuse, command: connect, action: error}\n"
+        "  - {name: said, command: [Connect], action: error, message: "
+        "SERVER_ERROR busy}\n"
+        "  - name: rst\n"
+        "    command: CONNECT\n"
+        "    action: drop\n"
+        "    close: reset\n"
+        "    client: 127.0.0.1\n"
+        "    connections: 10%\n"
+        "    schedule: {duration: 1s}\n"
+        "    probability: 0.5\n"
+        "    limit: 2\n"
+        "  - {name: slow, command: connect, action: delay, delay: 2s}\n"
+        "  - {name: wait, command: connect, action: hang}\n"
+        "  - {name: star, command: \"*\", action: drop}\n"
+        "  - {name: glob, command: \"conn*\", action: drop}\n";
+    static const char want[] = "ERROR Too many open connections";
+    struct config cfg;
+    (void)state;
+
+    parse_ok(__func__, text, &cfg);
+    const struct rule *r = cfg.proxies[0].rules;
+    assert_int_equal(cfg.proxies[0].nrules, 7);
+    for (size_t i = 0; i < 5; i++) {
+        assert_true(r[i].on_connect);
+        assert_int_equal(r[i].nkeys, 1);
+        assert_glob(&r[i].keys[0], "*");
+    }
+    assert_glob(&r[0].cmds[0], "connect");
+    assert_int_equal(r[0].message_len, strlen(want));
+    assert_memory_equal(r[0].message, want, sizeof(want));
+    assert_string_equal(r[1].message, "SERVER_ERROR busy");
+    assert_glob(&r[2].cmds[0], "CONNECT");
+    assert_int_equal(r[2].close, RULE_CLOSE_RESET);
+    assert_int_equal(r[2].nclients, 1);
+    assert_true(r[2].connections == 0.1);
+    assert_true(r[2].scheduled);
+    assert_int_equal(r[3].delay_us, 2000000);
+    assert_int_equal(r[4].action, RULE_HANG);
+    assert_false(r[5].on_connect);
+    assert_false(r[6].on_connect);
+    config_free(&cfg);
+}
+
+/* POST /rules goes through the same rule parser: same keys, defaults. */
+static void test_parse_rules_new_keys(void **state)
+{
+    static const char text[] =
+        "- {name: a, action: drop}\n"
+        "- {name: b, action: throttle, rate: 1KiB/s, connections: 50%}\n"
+        "- {name: c, command: connect, action: error}\n";
+    struct config cfg;
+    struct config_errors errs = {0};
+    (void)state;
+
+    assert_int_equal(
+        config_parse_rules("b", text, strlen(text), 0, &cfg, &errs), 0);
+    const struct rule *r = cfg.proxies[0].rules;
+    assert_rule_defaults(&r[0]);
+    assert_int_equal(r[1].rate_bps, 1024);
+    assert_true(r[1].connections == 0.5);
+    assert_true(r[1].max_size == UINT64_MAX);
+    assert_true(r[2].on_connect);
+    assert_non_null(r[2].message);
+    config_free(&cfg);
+
+    static const char bad[] = "name: a\naction: slice\nrate: 1\n";
+    assert_int_equal(config_parse_rules("b", bad, strlen(bad), 0, &cfg, &errs),
+                     -1);
+    assert_int_equal(errs.n, 2);
+    assert_string_equal(errs.msgs[0], "b:1:1: rule 'a': action slice needs "
+                                      "'size'");
+    assert_string_equal(errs.msgs[1], "b:3:1: 'rate' does not apply to action "
+                                      "slice (only to throttle)");
+    config_errors_free(&errs);
 }
 
 /* ---- watch ---- */
@@ -812,7 +1124,7 @@ static const struct bad_case bad_cases[] = {
      "proxies:\n  - listen: a\n    upstream: b\n    rules:\n      - action: "
      "boom\n",
      {"t.yaml:5:17: 'action' must be one of error, delay, drop, hang, miss, "
-      "got 'boom'"}},
+      "throttle, slice, truncate, corrupt, evict, got 'boom'"}},
 
     /* rules: shape */
     {"rule not a mapping",
@@ -823,7 +1135,8 @@ static const struct bad_case bad_cases[] = {
      {"t.yaml:2:5: rule 'rule-1': action delay needs 'delay'",
       "t.yaml:3:5: unknown key 'delya' in rule (known: name, command, key, "
       "action, message, delay, jitter, probability, after, limit, forward, "
-      "enabled)"}},
+      "enabled, close, rate, size, interval, keep, flips, client, "
+      "connections, min_size, max_size, schedule)"}},
     {"duplicate rule key",
      "rules:\n  - action: drop\n    key: a\n    key: b\n",
      {"t.yaml:4:5: duplicate key 'key' (first at line 3)"}},
@@ -835,9 +1148,9 @@ static const struct bad_case bad_cases[] = {
      "rules:\n  - action: explode\n  - action: Drop\n  - action: [drop]\n"
      "  - action:\n",
      {"t.yaml:2:13: 'action' must be one of error, delay, drop, hang, miss, "
-      "got 'explode'",
+      "throttle, slice, truncate, corrupt, evict, got 'explode'",
       "t.yaml:3:13: 'action' must be one of error, delay, drop, hang, miss, "
-      "got 'Drop'",
+      "throttle, slice, truncate, corrupt, evict, got 'Drop'",
       "t.yaml:4:13: expected a string",
       "t.yaml:5:12: missing value for 'action'"}},
 
@@ -905,7 +1218,7 @@ static const struct bad_case bad_cases[] = {
      {"t.yaml:3:14: 'message' must be a single line (no CR, LF or NUL)"}},
     {"message with another action",
      "rules:\n  - {action: drop, message: x}\n",
-     {"t.yaml:2:20: 'message' only applies to action error"}},
+     {"t.yaml:2:20: 'message' does not apply to action drop (only to error)"}},
 
     /* delay and jitter */
     {"delay without delay",
@@ -914,8 +1227,8 @@ static const struct bad_case bad_cases[] = {
     {"delay keys with another action",
      "rules:\n  - action: error\n    message: x\n    delay: 1s\n    jitter: "
      "1ms\n",
-     {"t.yaml:4:5: 'delay' only applies to action delay",
-      "t.yaml:5:5: 'jitter' only applies to action delay"}},
+     {"t.yaml:4:5: 'delay' does not apply to action error (only to delay)",
+      "t.yaml:5:5: 'jitter' does not apply to action error (only to delay)"}},
     {"bad durations",
      "rules:\n  - {action: delay, delay: 500}\n"
      "  - {action: delay, delay: 1h}\n"
@@ -923,11 +1236,13 @@ static const struct bad_case bad_cases[] = {
      "  - {action: delay, delay: 3601s}\n"
      "  - {action: delay, delay: 1s, jitter: 1.5us}\n"
      "  - {action: delay, delay: [1s]}\n",
-     {"t.yaml:2:28: bad duration '500': missing unit (us, ms, s)",
-      "t.yaml:3:28: bad duration '1h': unknown unit (use us, ms or s)",
-      "t.yaml:4:28: bad duration '-5ms': negative durations are not allowed",
+     {"t.yaml:2:28: bad duration '500' in 'delay': missing unit (us, ms, s)",
+      "t.yaml:3:28: bad duration '1h' in 'delay': unknown unit (use us, ms or "
+      "s)",
+      "t.yaml:4:28: bad duration '-5ms' in 'delay': negative durations are not "
+      "allowed",
       "t.yaml:5:28: 'delay' must be at most 3600s, got '3601s'",
-      "t.yaml:6:40: bad duration '1.5us': finer than a microsecond",
+      "t.yaml:6:40: bad duration '1.5us' in 'jitter': finer than a microsecond",
       "t.yaml:7:28: expected a duration such as 500ms"}},
     {"jitter over delay",
      "rules:\n  - action: delay\n    delay: 100ms\n    jitter: 100001us\n",
@@ -973,6 +1288,214 @@ static const struct bad_case bad_cases[] = {
       "t.yaml:3:31: action miss only applies to retrievals (get, gets, gat, "
       "gats, mg), not 'DELETE'"}},
 
+    /* the newer actions' keys */
+    {"close on actions that do not close",
+     "rules:\n  - {action: delay, delay: 1ms, close: reset}\n"
+     "  - {action: throttle, rate: 1KiB/s, close: fin}\n"
+     "  - {action: drop, close: rst}\n"
+     "  - {action: truncate, keep: 1, close: [fin]}\n",
+     {"t.yaml:2:33: 'close' does not apply to action delay (only to drop, "
+      "truncate)",
+      "t.yaml:3:38: 'close' does not apply to action throttle (only to drop, "
+      "truncate)",
+      "t.yaml:4:27: 'close' must be fin or reset, got 'rst'",
+      "t.yaml:5:40: expected fin or reset"}},
+    {"keys of other actions",
+     "rules:\n  - action: drop\n    rate: 1KiB/s\n    size: 1-2\n"
+     "    interval: 1ms\n    keep: 50%\n    flips: 2\n"
+     "  - action: slice\n    size: 4\n    rate: 1B/s\n    message: x\n",
+     {"t.yaml:3:5: 'rate' does not apply to action drop (only to throttle)",
+      "t.yaml:4:5: 'size' does not apply to action drop (only to slice)",
+      "t.yaml:5:5: 'interval' does not apply to action drop (only to slice)",
+      "t.yaml:6:5: 'keep' does not apply to action drop (only to truncate)",
+      "t.yaml:7:5: 'flips' does not apply to action drop (only to corrupt)",
+      "t.yaml:10:5: 'rate' does not apply to action slice (only to throttle)",
+      "t.yaml:11:5: 'message' does not apply to action slice (only to error)"}},
+    {"actions without their keys",
+     "rules:\n  - {name: t, action: throttle}\n  - {name: s, action: slice}\n"
+     "  - {name: k, action: truncate}\n  - {name: c, action: corrupt}\n"
+     "  - {name: e, action: evict}\n",
+     {"t.yaml:2:5: rule 't': action throttle needs 'rate'",
+      "t.yaml:3:5: rule 's': action slice needs 'size'",
+      "t.yaml:4:5: rule 'k': action truncate needs 'keep'"}},
+    {"forward with actions that always forward",
+     "rules:\n  - {action: throttle, rate: 1, forward: true}\n"
+     "  - {action: slice, size: 1, forward: false}\n"
+     "  - {action: truncate, keep: 1, forward: true}\n"
+     "  - {action: corrupt, forward: true}\n"
+     "  - {action: evict, forward: false}\n",
+     {"t.yaml:2:33: 'forward' does not apply to action throttle: it always "
+      "reaches memcached",
+      "t.yaml:3:30: 'forward' does not apply to action slice: it always "
+      "reaches memcached",
+      "t.yaml:4:33: 'forward' does not apply to action truncate: it always "
+      "reaches memcached",
+      "t.yaml:5:23: 'forward' does not apply to action corrupt: it always "
+      "reaches memcached",
+      "t.yaml:6:21: 'forward' does not apply to action evict: it always "
+      "reaches memcached"}},
+    {"bad rates",
+     "rules:\n  - {action: throttle, rate: 0}\n"
+     "  - {action: throttle, rate: 10kb/s}\n"
+     "  - {action: throttle, rate: 2GiB/s}\n"
+     "  - {action: throttle, rate: fast}\n"
+     "  - {action: throttle, rate: -1KiB/s}\n"
+     "  - {action: throttle, rate: 1.5KiB/s}\n"
+     "  - {action: throttle, rate: [1]}\n"
+     "  - {action: throttle, rate: 1073741825}\n",
+     {"t.yaml:2:30: 'rate' must be from 1B/s to 1GiB/s, got '0'",
+      "t.yaml:3:30: bad rate '10kb/s' in 'rate': unknown unit (use B, KiB, "
+      "MiB, GiB, KB, MB or GB, then /s)",
+      "t.yaml:4:30: 'rate' must be from 1B/s to 1GiB/s, got '2GiB/s'",
+      "t.yaml:5:30: bad rate 'fast' in 'rate': expected bytes per second such "
+      "as 10KiB/s",
+      "t.yaml:6:30: bad rate '-1KiB/s' in 'rate': negative sizes are not "
+      "allowed",
+      "t.yaml:7:30: bad rate '1.5KiB/s' in 'rate': a byte count is a whole "
+      "number (use a smaller unit)",
+      "t.yaml:8:30: expected a rate such as 10KiB/s",
+      "t.yaml:9:30: 'rate' must be from 1B/s to 1GiB/s, got '1073741825'"}},
+    {"bad slice sizes",
+     "rules:\n  - {action: slice, size: 0}\n"
+     "  - {action: slice, size: 16-1}\n"
+     "  - {action: slice, size: 1-2MiB}\n"
+     "  - {action: slice, size: a-b}\n"
+     "  - {action: slice, size: -5}\n"
+     "  - {action: slice, size: 1-}\n"
+     "  - {action: slice, size: 2, interval: 2h}\n"
+     "  - {action: slice, size: 2, interval: 3601s}\n",
+     {"t.yaml:2:27: 'size' must be from 1 to 1048576 bytes (1MiB), got '0'",
+      "t.yaml:3:27: 'size' range '16-1' is reversed: the first size must not "
+      "exceed the second",
+      "t.yaml:4:27: 'size' must be from 1 to 1048576 bytes (1MiB), got "
+      "'1-2MiB'",
+      "t.yaml:5:27: bad size 'a-b' in 'size': expected a number of bytes such "
+      "as 512 or 4KiB",
+      "t.yaml:6:27: bad size '-5' in 'size': negative sizes are not allowed",
+      "t.yaml:7:27: bad size '1-' in 'size': expected a number of bytes such "
+      "as 512 or 4KiB",
+      "t.yaml:8:40: bad duration '2h' in 'interval': unknown unit (use us, ms "
+      "or s)",
+      "t.yaml:9:40: 'interval' must be at most 3600s, got '3601s'"}},
+    {"bad keeps",
+     "rules:\n  - {action: truncate, keep: 101%}\n"
+     "  - {action: truncate, keep: 0.5}\n"
+     "  - {action: truncate, keep: lots}\n"
+     "  - {action: truncate, keep: -1}\n"
+     "  - {action: truncate, keep: \"%\"}\n",
+     {"t.yaml:2:30: 'keep' must be a percentage from 0% to 100%, got '101%'",
+      "t.yaml:3:30: bad byte count '0.5' in 'keep': a byte count is a whole "
+      "number (use a smaller unit); for a share write a percentage such as 50%",
+      "t.yaml:4:30: bad byte count 'lots' in 'keep': expected a number of "
+      "bytes such as 512 or 4KiB; for a share write a percentage such as 50%",
+      "t.yaml:5:30: bad byte count '-1' in 'keep': negative sizes are not "
+      "allowed; for a share write a percentage such as 50%",
+      "t.yaml:6:30: 'keep' must be a percentage from 0% to 100%, got '%'"}},
+    {"bad flips",
+     "rules:\n  - {action: corrupt, flips: 0}\n"
+     "  - {action: corrupt, flips: 1025}\n"
+     "  - {action: corrupt, flips: x}\n",
+     {"t.yaml:2:30: 'flips' must be an integer from 1 to 1024, got '0'",
+      "t.yaml:3:30: 'flips' must be an integer from 1 to 1024, got '1025'",
+      "t.yaml:4:30: 'flips' must be an integer from 1 to 1024, got 'x'"}},
+
+    /* targeting */
+    {"bad clients",
+     "rules:\n  - action: drop\n    client: [127.0.0.1/33, \"::1/129\", "
+     "localhost, 10.0.0.0/, 1.2.3.4/x, \"[::1]\", ~, 127.1]\n"
+     "  - {action: drop, client: []}\n"
+     "  - {action: drop, client: {a: 1}}\n"
+     "  - {action: drop, client: [[1]]}\n"
+     "  - {action: drop, client: ~}\n",
+     {"t.yaml:3:14: bad address '127.0.0.1/33' in 'client': the prefix must be "
+      "from 0 to 32",
+      "t.yaml:3:28: bad address '::1/129' in 'client': the prefix must be from "
+      "0 to 128",
+      "t.yaml:3:39: bad address 'localhost' in 'client': not an IPv4 or IPv6 "
+      "address",
+      "t.yaml:3:50: bad address '10.0.0.0/' in 'client': the prefix must be "
+      "from 0 to 32",
+      "t.yaml:3:61: bad address '1.2.3.4/x' in 'client': the prefix must be "
+      "from 0 to 32",
+      "t.yaml:3:72: bad address '[::1]' in 'client': not an IPv4 or IPv6 "
+      "address",
+      "t.yaml:3:81: missing value in 'client'",
+      "t.yaml:3:84: bad address '127.1' in 'client': not an IPv4 or IPv6 "
+      "address",
+      "t.yaml:4:28: 'client' must not be an empty list",
+      "t.yaml:5:28: expected a string or a list of strings",
+      "t.yaml:6:29: expected a string",
+      "t.yaml:7:28: missing value for 'client'"}},
+    {"bad connections",
+     "rules:\n  - {action: drop, connections: 0}\n"
+     "  - {action: drop, connections: 0%}\n"
+     "  - {action: drop, connections: 150%}\n"
+     "  - {action: drop, connections: 2}\n"
+     "  - {action: drop, connections: half}\n",
+     {"t.yaml:2:33: 'connections' must be a share above 0 and at most 1 or "
+      "100%, got '0'",
+      "t.yaml:3:33: 'connections' must be a share above 0 and at most 1 or "
+      "100%, got '0%'",
+      "t.yaml:4:33: 'connections' must be a share above 0 and at most 1 or "
+      "100%, got '150%'",
+      "t.yaml:5:33: 'connections' must be a share above 0 and at most 1 or "
+      "100%, got '2'",
+      "t.yaml:6:33: 'connections' must be a share above 0 and at most 1 or "
+      "100%, got 'half'"}},
+    {"bad sizes",
+     "rules:\n  - {action: drop, min_size: 2KiB, max_size: 1KiB}\n"
+     "  - {action: drop, min_size: 1k}\n"
+     "  - {action: drop, max_size: 1.5MiB}\n"
+     "  - {action: drop, min_size: -1}\n",
+     {"t.yaml:2:30: 'min_size' (2KiB) must not exceed 'max_size' (1KiB)",
+      "t.yaml:3:30: bad byte count '1k' in 'min_size': unknown unit (use B, "
+      "KiB, MiB, GiB, KB, MB or GB)",
+      "t.yaml:4:30: bad byte count '1.5MiB' in 'max_size': a byte count is a "
+      "whole number (use a smaller unit)",
+      "t.yaml:5:30: bad byte count '-1' in 'min_size': negative sizes are not "
+      "allowed"}},
+    {"bad schedules",
+     "rules:\n  - action: drop\n    schedule: {start: 1s, every: 10s}\n"
+     "  - action: drop\n    schedule: {duration: 20s, every: 10s}\n"
+     "  - action: drop\n    schedule: {start: 2592001s}\n"
+     "  - action: drop\n    schedule: {begin: 1s, duration: 5m}\n"
+     "  - action: drop\n    schedule: 10s\n"
+     "  - action: drop\n    schedule:\n"
+     "  - action: drop\n    schedule: {duration: 1s, start: 1s, start: 2s}\n",
+     {"t.yaml:3:34: 'every' needs a 'duration' above 0 in 'schedule'",
+      "t.yaml:5:26: 'duration' (20s) must not exceed 'every' (10s)",
+      "t.yaml:7:23: 'start' must be at most 2592000s, got '2592001s'",
+      "t.yaml:9:16: unknown key 'begin' in schedule (known: start, duration, "
+      "every)",
+      "t.yaml:9:37: bad duration '5m' in 'duration': unknown unit (use us, ms "
+      "or s)",
+      "t.yaml:11:15: expected a mapping",
+      "t.yaml:13:14: missing value for 'schedule'",
+      "t.yaml:15:41: duplicate key 'start' (first at line 15)"}},
+
+    /* connect rules */
+    {"connect rules",
+     "rules:\n  - {command: [connect, get], action: drop}\n"
+     "  - {command: connect, key: a, action: drop, forward: true, "
+     "min_size: 1, max_size: 2}\n"
+     "  - {command: connect, action: miss}\n"
+     "  - {command: connect, action: throttle, rate: 1}\n"
+     "  - {command: connect, action: delay}\n"
+     "  - {command: connect, action: hang, close: reset}\n",
+     {"t.yaml:2:16: 'connect' cannot be combined with other commands in "
+      "'command'",
+      "t.yaml:3:24: 'key' does not apply to command connect",
+      "t.yaml:3:46: 'forward' does not apply to command connect",
+      "t.yaml:3:61: 'min_size' does not apply to command connect",
+      "t.yaml:3:74: 'max_size' does not apply to command connect",
+      "t.yaml:4:32: action miss does not apply to command connect (use error, "
+      "delay, drop, hang)",
+      "t.yaml:5:32: action throttle does not apply to command connect (use "
+      "error, delay, drop, hang)",
+      "t.yaml:6:5: rule 'rule-5': action delay needs 'delay'",
+      "t.yaml:7:38: 'close' does not apply to action hang (only to drop, "
+      "truncate)"}},
+
     /* values are quoted safely in messages */
     {"control bytes and long values in messages",
      "rules:\n  - {action: drop, probability: \"\\t\\0\\x7f\"}\n"
@@ -998,13 +1521,14 @@ static const struct bad_case bad_cases[] = {
      "admin: [x]\n",
      {"t.yaml:1:7: 'seed' must be a non-negative integer, got 'x'",
       "t.yaml:3:5: rule 'a': action error needs 'message'",
-      "t.yaml:5:5: 'delay' only applies to action delay",
-      "t.yaml:5:12: bad duration '5': missing unit (us, ms, s)",
+      "t.yaml:5:5: 'delay' does not apply to action error (only to delay)",
+      "t.yaml:5:12: bad duration '5' in 'delay': missing unit (us, ms, s)",
       "t.yaml:6:11: duplicate rule name 'a' (first at line 3)",
       "t.yaml:9:13: 'jitter' (2s) must not exceed 'delay' (1s)",
       "t.yaml:10:5: unknown key 'bogus' in rule (known: name, command, key, "
       "action, message, delay, jitter, probability, after, limit, forward, "
-      "enabled)",
+      "enabled, close, rate, size, interval, keep, flips, client, "
+      "connections, min_size, max_size, schedule)",
       "t.yaml:11:8: expected a string"}},
 };
 
@@ -1179,7 +1703,7 @@ static void test_load_file(void **state)
     char want[256];
     snprintf(want, sizeof(want),
              "%s:2:13: 'action' must be one of error, delay, drop, hang, "
-             "miss, got 'nope'",
+             "miss, throttle, slice, truncate, corrupt, evict, got 'nope'",
              path);
     assert_string_equal(errs.msgs[0], want);
     config_errors_free(&errs);
@@ -1265,13 +1789,14 @@ static const struct added_case added_cases[] = {
      {"b:1:1: rule 'a': action delay needs 'delay'",
       "b:3:1: unknown key 'delya' in rule (known: name, command, key, "
       "action, message, delay, jitter, probability, after, limit, forward, "
-      "enabled)"}},
+      "enabled, close, rate, size, interval, keep, flips, client, "
+      "connections, min_size, max_size, schedule)"}},
     {"in a list",
      "- name: a\n  action: drop\n- action: nope\n",
      0,
      {NULL},
-     {"b:3:11: 'action' must be one of error, delay, drop, hang, miss, got "
-      "'nope'"}},
+     {"b:3:11: 'action' must be one of error, delay, drop, hang, miss, "
+      "throttle, slice, truncate, corrupt, evict, got 'nope'"}},
     {"a scalar", "drop\n", 0, {NULL}, {"b:1:1: expected a mapping"}},
     {"nothing",
      "# nothing\n",
@@ -1339,10 +1864,13 @@ int main(void)
         cmocka_unit_test(test_duration_table),
         cmocka_unit_test(test_duration_length),
         cmocka_unit_test(test_probability_table),
+        cmocka_unit_test(test_size_and_rate_tables),
         cmocka_unit_test(test_single_proxy_every_key),
         cmocka_unit_test(test_multi_proxy),
         cmocka_unit_test(test_good_table),
         cmocka_unit_test(test_good_details),
+        cmocka_unit_test(test_new_keys),
+        cmocka_unit_test(test_connect_rules),
         cmocka_unit_test(test_max_connections),
         cmocka_unit_test(test_watch),
         cmocka_unit_test(test_bad_table),
@@ -1352,6 +1880,7 @@ int main(void)
         cmocka_unit_test(test_rules_max),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_parse_rules_table),
+        cmocka_unit_test(test_parse_rules_new_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /*
  * Unit tests for the rule table: tables of rules and subjects with the rule
- * expected to fire, gate sequences, the PRNG, and a randomized comparison
- * of rules_decide (indexed) against a plain loop over every rule.
+ * expected to fire, gate sequences, the PRNG, targeting (client, connection
+ * share, size, schedule), connect rules, and a randomized comparison of
+ * rules_decide (indexed) against a plain loop over every rule.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -72,15 +73,13 @@ static void rule_init(struct rule *r, const char *name, const char *const *cmds,
                       const char *const *keys, const size_t *klens,
                       size_t nkeys)
 {
-    memset(r, 0, sizeof(*r));
+    rule_set_defaults(r);
     r->name = name != NULL ? dup_bytes(name, strlen(name)) : NULL;
     r->cmds = globs_make(cmds, clens, ncmds);
     r->ncmds = ncmds;
     r->keys = globs_make(keys, klens, nkeys);
     r->nkeys = nkeys;
     r->action = RULE_ERROR;
-    r->probability = 1.0;
-    r->enabled = true;
 }
 
 /* Fills a NUL-terminated list (none: {"*"}) as pointers and lengths. */
@@ -205,8 +204,12 @@ static void test_action_names(void **state)
         enum rule_action a;
         const char *want;
     } cases[] = {
-        {RULE_ERROR, "error"}, {RULE_DELAY, "delay"}, {RULE_DROP, "drop"},
-        {RULE_HANG, "hang"},   {RULE_MISS, "miss"},
+        {RULE_ERROR, "error"},     {RULE_DELAY, "delay"},
+        {RULE_DROP, "drop"},       {RULE_HANG, "hang"},
+        {RULE_MISS, "miss"},       {RULE_THROTTLE, "throttle"},
+        {RULE_SLICE, "slice"},     {RULE_TRUNCATE, "truncate"},
+        {RULE_CORRUPT, "corrupt"}, {RULE_EVICT, "evict"},
+        {RULE__COUNT, "unknown"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         assert_string_equal(rule_action_name(cases[i].a), cases[i].want);
@@ -857,7 +860,557 @@ static void test_carry_counters_duplicate_names(void **state)
     rules_destroy(to);
 }
 
+/* ---- defaults and copies ---- */
+
+static void test_defaults_and_clone(void **state)
+{
+    (void)state;
+    struct rule r;
+    struct rule c;
+    static const struct rspec sp = {.name = "n", .keys = {"k*"}};
+
+    rule_set_defaults(&r);
+    assert_true(r.probability == 1.0);
+    assert_true(r.enabled);
+    assert_true(r.connections == 1.0);
+    assert_true(r.max_size == UINT64_MAX);
+    assert_int_equal(r.flips, 1);
+    assert_int_equal(r.interval_us, RULES_INTERVAL_DEFAULT_US);
+    assert_int_equal(r.close, RULE_CLOSE_FIN);
+    assert_null(r.clients);
+    assert_false(r.sized || r.scheduled || r.on_connect || r.targeted);
+
+    /* a deep copy: freeing one leaves the other whole (ASan checks) */
+    rule_from_spec(&r, &sp);
+    r.message = dup_bytes("ERROR x", 7);
+    r.message_len = 7;
+    r.clients = calloc(2, sizeof(*r.clients));
+    assert_non_null(r.clients);
+    r.clients[1].bits = 104;
+    r.nclients = 2;
+    r.matched = 5;
+    r.epoch_us = 9;
+    assert_int_equal(rule_clone(&c, &r), 0);
+    rule_free(&r);
+    assert_string_equal(c.name, "n");
+    assert_int_equal(c.nkeys, 1);
+    assert_string_equal(c.keys[0].pat, "k*");
+    assert_string_equal(c.cmds[0].pat, "*");
+    assert_int_equal(c.message_len, 7);
+    assert_string_equal(c.message, "ERROR x");
+    assert_int_equal(c.nclients, 2);
+    assert_int_equal(c.clients[1].bits, 104);
+    assert_int_equal(c.matched, 5);
+    assert_int_equal(c.epoch_us, 9);
+    rule_free(&c);
+    assert_null(c.clients);
+    assert_int_equal(c.nclients, 0);
+}
+
+/* ---- targeting ---- */
+
+/* 16 bytes of an IPv4 address as the table sees it: ::ffff:a.b.c.d */
+static void v4(uint8_t *out, uint8_t a, uint8_t b, uint8_t c, uint8_t d)
+{
+    memset(out, 0, 16);
+    out[10] = 0xff;
+    out[11] = 0xff;
+    out[12] = a;
+    out[13] = b;
+    out[14] = c;
+    out[15] = d;
+}
+
+/* Gives r the one client network addr/bits. */
+static void rule_client(struct rule *r, const uint8_t *addr, uint8_t bits)
+{
+    r->clients = realloc(r->clients, (r->nclients + 1) * sizeof(*r->clients));
+    assert_non_null(r->clients);
+    memcpy(r->clients[r->nclients].addr, addr, 16);
+    r->clients[r->nclients].bits = bits;
+    r->nclients++;
+}
+
+static void test_client_match(void **state)
+{
+    (void)state;
+    static const struct rspec sp = {.name = "c"};
+    struct rule r;
+    uint8_t net[16];
+    uint8_t a[16];
+
+    rule_from_spec(&r, &sp);
+    v4(net, 10, 128, 0, 0);
+    rule_client(&r, net, 96 + 9); /* 10.128.0.0/9 */
+    static const struct {
+        uint8_t b;
+        bool want;
+    } cases[] = {{128, true}, {255, true}, {127, false}, {0, false}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        v4(a, 10, cases[i].b, 7, 7);
+        assert_int_equal(rule_client_match(&r, a), cases[i].want);
+    }
+    v4(a, 11, 128, 0, 0);
+    assert_false(rule_client_match(&r, a));
+
+    /* a second network, IPv6 /7 (fc00::/7), and any address (/0) */
+    uint8_t v6[16] = {0xfc};
+    rule_client(&r, v6, 7);
+    uint8_t fd[16] = {0xfd, 1, 2};
+    uint8_t fe[16] = {0xfe};
+    assert_true(rule_client_match(&r, fd));
+    assert_false(rule_client_match(&r, fe));
+    memset(v6, 0, sizeof(v6));
+    rule_client(&r, v6, 0);
+    assert_true(rule_client_match(&r, fe));
+    rule_free(&r);
+
+    /* /128: every bit */
+    rule_from_spec(&r, &sp);
+    v4(net, 127, 0, 0, 1);
+    rule_client(&r, net, 128);
+    v4(a, 127, 0, 0, 1);
+    assert_true(rule_client_match(&r, a));
+    a[15] = 3;
+    assert_false(rule_client_match(&r, a));
+    rule_free(&r);
+}
+
+/* One table of a targeting rule "t" (set up by fn) before a catch-all
+ * "any", and the subject a "set k" of a connection. */
+struct target_case {
+    const char *what;
+    int64_t data_len;
+    int client; /* 0: none (unix socket), 1: 127.0.0.2, 2: 10.0.0.1 */
+    uint32_t conn_pick;
+    const char *want; /* the rule that fires */
+};
+
+static void target_rule(struct rule *r)
+{
+    uint8_t net[16];
+
+    v4(net, 127, 0, 0, 0);
+    rule_client(r, net, 96 + 8);
+    r->connections = 0.25;
+    r->sized = true;
+    r->min_size = 10;
+    r->max_size = 20;
+}
+
+static const struct target_case target_cases[] = {
+    {"all say yes", 10, 1, 0, "t"},
+    {"largest size", 20, 1, 0, "t"},
+    {"last pick of the share", 15, 1, (1u << 30) - 1, "t"},
+    {"first pick past the share", 15, 1, 1u << 30, "any"},
+    {"last pick", 15, 1, UINT32_MAX, "any"},
+    {"too small", 9, 1, 0, "any"},
+    {"too large", 21, 1, 0, "any"},
+    {"no data block", -1, 1, 0, "any"},
+    {"other network", 15, 2, 0, "any"},
+    {"unix socket client", 15, 0, 0, "any"},
+};
+
+static void test_targeting(void **state)
+{
+    (void)state;
+    static const struct rspec specs[] = {{.name = "t"}, {.name = "any"}};
+    struct rule *rs = calloc(2, sizeof(*rs));
+    uint8_t addrs[3][16];
+
+    assert_non_null(rs);
+    rule_from_spec(&rs[0], &specs[0]);
+    rule_from_spec(&rs[1], &specs[1]);
+    target_rule(&rs[0]);
+    struct rules *t = rules_create(rs, 2, 1);
+    assert_non_null(t);
+    assert_true(rules_at(t, 0)->targeted);
+    assert_false(rules_at(t, 1)->targeted);
+    v4(addrs[1], 127, 0, 0, 2);
+    v4(addrs[2], 10, 0, 0, 1);
+
+    uint64_t want_t = 0;
+    uint64_t want_any = 0;
+    for (size_t i = 0; i < sizeof(target_cases) / sizeof(target_cases[0]);
+         i++) {
+        const struct target_case *c = &target_cases[i];
+        struct subj_buf b;
+        subj_start(&b, PROTO_OP_SET, "set", 3);
+        subj_key(&b, "k", 1);
+        b.s.data_len = c->data_len;
+        b.s.client_addr = c->client != 0 ? addrs[c->client] : NULL;
+        b.s.conn_pick = c->conn_pick;
+        struct rule *r = rules_decide(t, &b.s);
+        assert_non_null(r);
+        if (strcmp(r->name, c->want) != 0) {
+            fail_msg("%s: got %s, want %s", c->what, r->name, c->want);
+        }
+        want_t += strcmp(c->want, "t") == 0;
+        want_any += strcmp(c->want, "any") == 0;
+        /* a command targeting turns away is not counted as a match */
+        assert_int_equal(rules_at(t, 0)->matched, want_t);
+        assert_int_equal(rules_at(t, 0)->fired, want_t);
+        assert_int_equal(rules_at(t, 1)->matched, want_any);
+    }
+    rules_destroy(t);
+}
+
+/* Which rules target: only what narrows counts, and a rule built with
+ * calloc (connections 0) does not. */
+static void test_targeted_flag(void **state)
+{
+    (void)state;
+    struct rule *rs = calloc(7, sizeof(*rs));
+    static const struct rspec sp = {.name = "x"};
+    uint8_t net[16] = {0};
+
+    assert_non_null(rs);
+    for (size_t i = 0; i < 7; i++) {
+        rule_from_spec(&rs[i], &sp);
+    }
+    rs[1].connections = 0.5;
+    rs[2].sized = true;
+    rs[3].scheduled = true;
+    rule_client(&rs[4], net, 0);
+    rs[5].connections = 0.0; /* calloc: every connection */
+    rs[6].connections = 1.0;
+    rs[6].max_size = 5;    /* ignored: not sized */
+    rs[6].targeted = true; /* recomputed by rules_create */
+    struct rules *t = rules_create(rs, 7, 1);
+    static const bool want[] = {false, true, true, true, true, false, false};
+    for (size_t i = 0; i < 7; i++) {
+        assert_int_equal(rules_at(t, i)->targeted, want[i]);
+    }
+
+    /* connections 0 takes every connection, as 1 does */
+    struct sspec get = GET("k");
+    struct subj_buf b;
+    rules_set_enabled(t, "x", true);
+    subj_from_spec(&b, &get);
+    b.s.conn_pick = UINT32_MAX;
+    b.s.data_len = -1;
+    b.s.now_us = 1;
+    assert_ptr_equal(rules_decide(t, &b.s), rules_at(t, 0));
+    rules_destroy(t);
+}
+
+/* The per-connection draw is shared: the connections a 10% rule takes are
+ * among those a 25% rule takes. */
+static void test_connection_shares_nest(void **state)
+{
+    (void)state;
+    static const struct rspec specs[] = {{.name = "ten"}, {.name = "quarter"}};
+    struct rule *rs = calloc(2, sizeof(*rs));
+    assert_non_null(rs);
+    rule_from_spec(&rs[0], &specs[0]);
+    rule_from_spec(&rs[1], &specs[1]);
+    rs[0].connections = 0.10;
+    rs[1].connections = 0.25;
+    struct rules *t = rules_create(rs, 2, 1);
+    uint64_t rng = 7;
+    size_t ten = 0;
+    size_t quarter = 0;
+
+    for (size_t i = 0; i < 4000; i++) {
+        struct sspec get = GET("k");
+        struct subj_buf b;
+        subj_from_spec(&b, &get);
+        b.s.conn_pick = (uint32_t)trand(&rng);
+        struct rule *r = rules_decide(t, &b.s);
+        bool in_ten = (double)b.s.conn_pick < 0.10 * 4294967296.0;
+        bool in_quarter = (double)b.s.conn_pick < 0.25 * 4294967296.0;
+        assert_ptr_equal(r, in_ten       ? rules_at(t, 0)
+                            : in_quarter ? rules_at(t, 1)
+                                         : NULL);
+        ten += in_ten;
+        quarter += in_quarter;
+    }
+    /* about 400 and 1000 */
+    assert_true(ten > 300 && ten < 500);
+    assert_true(quarter > 850 && quarter < 1150);
+    rules_destroy(t);
+}
+
+/* ---- schedules ---- */
+
+struct force_case {
+    uint64_t now;
+    bool on;
+    uint64_t next;
+};
+
+struct sched_case {
+    const char *what;
+    uint64_t epoch;
+    struct rule_schedule sc;
+    struct force_case at[8];
+    size_t n;
+};
+
+#define NEVER UINT64_MAX
+
+static const struct sched_case sched_cases[] = {
+    {"from start on, once",
+     1000,
+     {500, 0, 0},
+     {{1000, false, 1500},
+      {1499, false, 1500},
+      {1500, true, NEVER},
+      {NEVER, true, NEVER}},
+     4},
+    {"a window, once",
+     1000,
+     {500, 100, 0},
+     {{1499, false, 1500},
+      {1500, true, 1600},
+      {1599, true, 1600},
+      {1600, false, NEVER},
+      {5000, false, NEVER}},
+     5},
+    {"at once for a while",
+     1000,
+     {0, 100, 0},
+     {{999, false, 1000}, {1000, true, 1100}, {1100, false, NEVER}},
+     3},
+    {"every 100 for 10",
+     1000,
+     {0, 10, 100},
+     {{1000, true, 1010},
+      {1009, true, 1010},
+      {1010, false, 1100},
+      {1099, false, 1100},
+      {1100, true, 1110},
+      {1110, false, 1200},
+      {1000000, true, 1000010}},
+     7},
+    {"every 100 for 10, from 50",
+     1000,
+     {50, 10, 100},
+     {{1049, false, 1050},
+      {1050, true, 1060},
+      {1060, false, 1150},
+      {1150, true, 1160},
+      {1159, true, 1160}},
+     5},
+    {"windows that touch",
+     1000,
+     {10, 100, 100},
+     {{1009, false, 1010}, {1010, true, NEVER}, {9999, true, NEVER}},
+     3},
+    {"clock not started, start 0: in force",
+     0,
+     {0, 100, 0},
+     {{5000, true, 5100}, {7000, true, 7100}},
+     2},
+    {"clock not started, start 5: not yet",
+     0,
+     {5, 0, 0},
+     {{5000, false, 5005}, {7000, false, 7005}},
+     2},
+    {"no room to overflow",
+     NEVER - 10,
+     {100, 0, 0},
+     {{NEVER - 10, false, NEVER}, {NEVER, false, NEVER}},
+     2},
+};
+
+static void test_in_force(void **state)
+{
+    (void)state;
+    static const struct rspec sp = {.name = "s"};
+    struct rule r;
+    uint64_t next = 0;
+
+    /* no schedule: always, and nothing ever changes */
+    rule_from_spec(&r, &sp);
+    assert_true(rule_in_force(&r, 0, &next));
+    assert_true(next == NEVER);
+    assert_true(rule_in_force(&r, 12345, NULL));
+
+    r.scheduled = true;
+    for (size_t i = 0; i < sizeof(sched_cases) / sizeof(sched_cases[0]); i++) {
+        const struct sched_case *c = &sched_cases[i];
+        r.epoch_us = c->epoch;
+        r.schedule = c->sc;
+        for (size_t j = 0; j < c->n; j++) {
+            const struct force_case *f = &c->at[j];
+            next = 0;
+            bool on = rule_in_force(&r, f->now, &next);
+            if (on != f->on || next != f->next) {
+                fail_msg("%s at %llu: got %d next %llu, want %d next %llu",
+                         c->what, (unsigned long long)f->now, on,
+                         (unsigned long long)next, f->on,
+                         (unsigned long long)f->next);
+            }
+        }
+    }
+    rule_free(&r);
+}
+
+/* A scheduled rule matches only while in force; outside it is not counted
+ * and the next rule decides. */
+static void test_schedule_in_decide(void **state)
+{
+    (void)state;
+    static const struct rspec specs[] = {{.name = "s"}, {.name = "any"}};
+    struct rule *rs = calloc(2, sizeof(*rs));
+    assert_non_null(rs);
+    rule_from_spec(&rs[0], &specs[0]);
+    rule_from_spec(&rs[1], &specs[1]);
+    rs[0].scheduled = true;
+    rs[0].schedule.start_us = 100;
+    rs[0].schedule.duration_us = 50;
+    struct rules *t = rules_create(rs, 2, 1);
+    rules_start_clocks(t, 1000);
+    assert_int_equal(rules_at(t, 0)->epoch_us, 1000);
+
+    static const struct {
+        uint64_t now;
+        const char *want;
+    } steps[] = {{1000, "any"}, {1099, "any"}, {1100, "s"},
+                 {1149, "s"},   {1150, "any"}, {99999, "any"}};
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        struct sspec get = GET("k");
+        struct subj_buf b;
+        subj_from_spec(&b, &get);
+        b.s.now_us = steps[i].now;
+        assert_string_equal(rules_decide(t, &b.s)->name, steps[i].want);
+    }
+    assert_int_equal(rules_at(t, 0)->matched, 2);
+    assert_int_equal(rules_at(t, 1)->matched, 4);
+    rules_destroy(t);
+}
+
+/* Clocks start once and a reload carries them by name. */
+static void test_clocks_carry(void **state)
+{
+    (void)state;
+    static const struct rspec old_specs[] = {{.name = "kept"},
+                                             {.name = "gone"}};
+    static const struct rspec new_specs[] = {{.name = "new"}, {.name = "kept"}};
+    struct rules *from = table_from_specs(old_specs, 2, 1);
+    struct rules *to = table_from_specs(new_specs, 2, 1);
+
+    rules_start_clocks(from, 777);
+    rules_start_clocks(from, 888); /* started already: unchanged */
+    assert_int_equal(rules_at(from, 0)->epoch_us, 777);
+    assert_int_equal(rules_at(from, 1)->epoch_us, 777);
+    rules_carry_counters(to, from);
+    assert_int_equal(rules_at(to, 0)->epoch_us, 0);
+    assert_int_equal(rules_at(to, 1)->epoch_us, 777);
+    rules_start_clocks(to, 999);
+    assert_int_equal(rules_at(to, 0)->epoch_us, 999);
+    assert_int_equal(rules_at(to, 1)->epoch_us, 777);
+    rules_start_clocks(NULL, 1);
+    rules_destroy(from);
+    rules_destroy(to);
+}
+
+/* ---- connect rules ---- */
+
+static void test_connect_rules(void **state)
+{
+    (void)state;
+    /* "*" globs on purpose: no bucket, bucket 0 included, may hold them */
+    static const struct rspec specs[] = {{.name = "c1", .limit = 1},
+                                         {.name = "any"},
+                                         {.name = "c2"},
+                                         {.name = "c3"}};
+    struct rule *rs = calloc(4, sizeof(*rs));
+    uint8_t lo[16];
+    uint8_t other[16];
+
+    assert_non_null(rs);
+    for (size_t i = 0; i < 4; i++) {
+        rule_from_spec(&rs[i], &specs[i]);
+        rs[i].on_connect = i != 1;
+    }
+    v4(lo, 127, 0, 0, 1);
+    v4(other, 10, 0, 0, 1);
+    rule_client(&rs[2], lo, 128);
+    struct rules *t = rules_create(rs, 4, 1);
+    assert_true(rules_have_connect(t));
+
+    /* commands never see connect rules, whatever their name or op */
+    static const struct sspec cmds[] = {GET("k"),
+                                        {PROTO_OP_UNKNOWN, "connect", {NULL}},
+                                        {PROTO_OP_UNKNOWN, "CONNECT", {"k"}},
+                                        {PROTO_OP_STATS, "stats", {NULL}},
+                                        {PROTO_OP_GET, "GET", {"k"}}};
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        assert_string_equal(fired_name(t, &cmds[i]), "any");
+    }
+    assert_int_equal(rules_at(t, 0)->matched, 0);
+
+    /* connections see them in file order, with targeting and gates */
+    struct rules_subject s;
+    memset(&s, 0, sizeof(s));
+    s.op = PROTO_OP_UNKNOWN;
+    s.name = "connect";
+    s.name_len = 7;
+    s.data_len = -1;
+    s.client_addr = lo;
+    assert_string_equal(rules_decide_connect(t, &s)->name, "c1");
+    assert_string_equal(rules_decide_connect(t, &s)->name, "c2"); /* limit */
+    s.client_addr = other;
+    assert_string_equal(rules_decide_connect(t, &s)->name, "c3");
+    s.client_addr = NULL;
+    assert_string_equal(rules_decide_connect(t, &s)->name, "c3");
+    assert_int_equal(rules_at(t, 0)->matched, 4);
+    assert_int_equal(rules_at(t, 0)->fired, 1);
+    assert_int_equal(rules_at(t, 2)->matched, 1);
+    assert_int_equal(rules_at(t, 3)->matched, 2);
+
+    /* disabling them all empties the list; enabling brings them back */
+    assert_int_equal(rules_set_enabled(t, "c1", false), 0);
+    assert_int_equal(rules_set_enabled(t, "c2", false), 0);
+    assert_true(rules_have_connect(t));
+    assert_int_equal(rules_set_enabled(t, "c3", false), 0);
+    assert_false(rules_have_connect(t));
+    assert_null(rules_decide_connect(t, &s));
+    assert_int_equal(rules_set_enabled(t, "c3", true), 0);
+    assert_true(rules_have_connect(t));
+    assert_string_equal(rules_decide_connect(t, &s)->name, "c3");
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        assert_string_equal(fired_name(t, &cmds[i]), "any");
+    }
+    rules_destroy(t);
+
+    /* a table without connect rules */
+    static const struct rspec plain[] = {{.name = "p"}};
+    t = table_from_specs(plain, 1, 1);
+    assert_false(rules_have_connect(t));
+    assert_null(rules_decide_connect(t, &s));
+    rules_destroy(t);
+    assert_false(rules_have_connect(NULL));
+}
+
 /* ---- the index against a plain loop ---- */
+
+/* Targeting as rules.h words it, written apart from rules.c: the client
+ * bit by bit, the share as a product, the size as a range (no
+ * schedules here). */
+static bool ref_targets(const struct rule *r, const struct rules_subject *s)
+{
+    bool in = r->nclients == 0;
+    for (size_t c = 0; c < r->nclients && s->client_addr != NULL; c++) {
+        bool same = true;
+        for (unsigned b = 0; b < r->clients[c].bits; b++) {
+            unsigned x = (r->clients[c].addr[b / 8] >> (7 - b % 8)) & 1;
+            unsigned y = (s->client_addr[b / 8] >> (7 - b % 8)) & 1;
+            same = same && x == y;
+        }
+        in = in || same;
+    }
+    if (r->connections > 0 && r->connections < 1) {
+        in = in && (double)s->conn_pick < r->connections * 4294967296.0;
+    }
+    if (r->sized) {
+        in = in && s->data_len >= 0 && (uint64_t)s->data_len >= r->min_size &&
+             (uint64_t)s->data_len <= r->max_size;
+    }
+    return in;
+}
 
 /* What rules_decide must do, one rule after the other; counters are kept
  * in matched[] and fired[], not in the rules. Probability is 0 or 1. */
@@ -867,8 +1420,9 @@ static long ref_decide(struct rules *t, const struct rules_subject *s,
     for (size_t i = 0; i < rules_count(t); i++) {
         const struct rule *r = rules_at(t, i);
         bool hit = false;
-        if (!r->enabled || (r->action == RULE_MISS &&
-                            (!rule_op_is_retrieval(s->op) || s->nkeys == 0))) {
+        if (!r->enabled || r->on_connect ||
+            (r->action == RULE_MISS &&
+             (!rule_op_is_retrieval(s->op) || s->nkeys == 0))) {
             continue;
         }
         for (size_t c = 0; c < r->ncmds && !hit; c++) {
@@ -889,7 +1443,7 @@ static long ref_decide(struct rules *t, const struct rules_subject *s,
                                  false);
             }
         }
-        if (!hit) {
+        if (!hit || !ref_targets(r, s)) {
             continue;
         }
         matched[i]++;
@@ -939,6 +1493,45 @@ static const struct {
     {PROTO_OP_GET, "GET"},       {PROTO_OP_VERSION, "version"},
 };
 
+/* Client addresses of random subjects and rules: 127.0.0.x, 10.x. */
+static void random_addr(uint64_t *rng, uint8_t *out)
+{
+    memset(out, 0, 16);
+    out[10] = 0xff;
+    out[11] = 0xff;
+    out[12] = trand_below(rng, 2) == 0 ? 127 : 10;
+    out[15] = (uint8_t)trand_below(rng, 4);
+}
+
+/* Sometimes targeting (client, share, size), sometimes a connect rule. */
+static void random_targeting(uint64_t *rng, struct rule *r)
+{
+    switch (trand_below(rng, 8)) {
+    case 0:
+        r->nclients = 1 + trand_below(rng, 2);
+        r->clients = calloc(r->nclients, sizeof(*r->clients));
+        assert_non_null(r->clients);
+        for (size_t c = 0; c < r->nclients; c++) {
+            random_addr(rng, r->clients[c].addr);
+            r->clients[c].bits = (uint8_t)(96 + 8 * trand_below(rng, 5));
+        }
+        break;
+    case 1:
+        r->connections = (double)(1 + trand_below(rng, 3)) / 4;
+        break;
+    case 2:
+        r->sized = true;
+        r->min_size = trand_below(rng, 3);
+        r->max_size = r->min_size + trand_below(rng, 3);
+        break;
+    case 3:
+        r->on_connect = trand_below(rng, 2) == 0;
+        break;
+    default:
+        break;
+    }
+}
+
 /* Random rules over a small alphabet: ASCII globs with classes, escapes
  * and malformed bits, sometimes a random byte; gates deterministic. */
 static struct rules *random_table(uint64_t *rng, size_t n, uint64_t seed)
@@ -965,7 +1558,10 @@ static struct rules *random_table(uint64_t *rng, size_t n, uint64_t seed)
         }
         snprintf(name, sizeof(name), "r%zu", i);
         rule_init(&rs[i], name, c, cl, nc, k, kl, nk);
-        rs[i].action = trand_below(rng, 5) == 0 ? RULE_MISS : RULE_ERROR;
+        rs[i].action = trand_below(rng, 5) == 0
+                           ? RULE_MISS
+                           : (enum rule_action)trand_below(rng, RULE__COUNT);
+        random_targeting(rng, &rs[i]);
         rs[i].after = trand_below(rng, 4) == 0 ? trand_below(rng, 3) : 0;
         rs[i].limit = trand_below(rng, 4) == 0 ? trand_below(rng, 4) : 0;
         rs[i].probability = trand_below(rng, 10) == 0 ? 0.0 : 1.0;
@@ -987,6 +1583,11 @@ static void random_subject(uint64_t *rng, struct subj_buf *b, size_t maxkeys,
         size_t len = random_bytes(rng, key, 4, alphabet);
         subj_key(b, key, len);
     }
+    static uint8_t addr[16];
+    random_addr(rng, addr);
+    b->s.client_addr = trand_below(rng, 8) == 0 ? NULL : addr;
+    b->s.conn_pick = (uint32_t)trand(rng);
+    b->s.data_len = (int64_t)trand_below(rng, 6) - 1;
 }
 
 /* Runs subjects through t and the reference; fails on the first
@@ -1277,6 +1878,15 @@ int main(void)
         cmocka_unit_test(test_set_enabled),
         cmocka_unit_test(test_carry_counters),
         cmocka_unit_test(test_carry_counters_duplicate_names),
+        cmocka_unit_test(test_defaults_and_clone),
+        cmocka_unit_test(test_client_match),
+        cmocka_unit_test(test_targeting),
+        cmocka_unit_test(test_targeted_flag),
+        cmocka_unit_test(test_connection_shares_nest),
+        cmocka_unit_test(test_in_force),
+        cmocka_unit_test(test_schedule_in_decide),
+        cmocka_unit_test(test_clocks_carry),
+        cmocka_unit_test(test_connect_rules),
         cmocka_unit_test(test_index_differential),
         cmocka_unit_test(test_index_anchor_table),
         cmocka_unit_test(test_index_many_first_bytes),
