@@ -8,7 +8,7 @@ RUN_PKGS=(build-essential cmake pkg-config libevent-dev libyaml-dev memcached)
 
 PKGS=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
       libevent-dev libyaml-dev libcmocka-dev memcached libmemcached-tools
-      python3 python3-pymemcache nutcracker strace valgrind
+      python3 python3-pymemcache python3-pylibmc nutcracker strace valgrind
       python3-pytest python3-setuptools python3-wheel mypy
       golang-go golang-github-bradfitz-gomemcache-dev nodejs
       default-jdk-headless openjdk-17-jdk-headless junit5 python3-yaml

@@ -1,10 +1,10 @@
 /*
  * The admin HTTP API on the daemon's own event loop (libevent's evhttp):
  * every handler answers at once except GET /health, which holds its request
- * while non-blocking connects probe the upstreams, rule changes, which wait
- * their turn in a queue, and /upstream/ (admin_upstream.c), which waits for
- * memcached. GET / is the dashboard page (admin_page.c). See
- * docs/admin-api.md.
+ * while non-blocking connects probe the upstreams, rule changes and proxy
+ * switches (POST /proxies/NAME/disable|enable), which wait their turn in a
+ * queue, and /upstream/ (admin_upstream.c), which waits for memcached. GET / is
+ * the dashboard page (admin_page.c). See docs/admin-api.md.
  */
 #include "mcfault/admin.h"
 
@@ -28,10 +28,12 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 
+#include <arpa/inet.h>
 #include <netdb.h>
 
 #include "mcfault/addr.h"
 #include "mcfault/config.h"
+#include "mcfault/listener.h"
 #include "mcfault/log.h"
 #include "mcfault/rules.h"
 #include "mcfault/stats.h"
@@ -544,7 +546,8 @@ static void health_finish(struct health *h)
             admin_json_cstr(b, ap->listen);
             evbuffer_add_printf(b, ",\"upstream\":");
             admin_json_cstr(b, ap->upstream);
-            evbuffer_add_printf(b, ",\"upstream_reachable\":%s",
+            evbuffer_add_printf(b, ",\"enabled\":%s,\"upstream_reachable\":%s",
+                                ap->px.disabled ? "false" : "true",
                                 p->ok ? "true" : "false");
             if (!p->ok) {
                 evbuffer_add_printf(b, ",\"error\":");
@@ -687,10 +690,127 @@ static void json_globs(struct evbuffer *b, const struct rule_glob *g, size_t n)
     evbuffer_add(b, "]", 1);
 }
 
-/* A rule as GET /rules shows it; with proxy (not NULL), its proxy's name
- * too (GET /rules/NAME). */
+/* The schedules' clock, as conn.c reads it for rules_subject.now_us:
+ * CLOCK_MONOTONIC in microseconds. */
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* Appends a client network as "a.b.c.d/N" (an IPv4-mapped one) or
+ * "v6/N", quoted. */
+static void json_cidr(struct evbuffer *b, const struct rule_cidr *c)
+{
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0,    0,
+                                       0, 0, 0, 0, 0xff, 0xff};
+    char text[INET6_ADDRSTRLEN];
+    unsigned bits = c->bits;
+
+    if (bits >= 96 && memcmp(c->addr, mapped, sizeof(mapped)) == 0) {
+        inet_ntop(AF_INET, c->addr + 12, text, sizeof(text));
+        bits -= 96;
+    } else if (inet_ntop(AF_INET6, c->addr, text, sizeof(text)) == NULL) {
+        snprintf(text, sizeof(text), "?");
+    }
+    evbuffer_add_printf(b, "\"%s/%u\"", text, bits);
+}
+
+/* The fields of the newer actions' parameters and of targeting, each
+ * where it means something for r. */
+static void json_rule_params(struct evbuffer *b, const struct rule *r)
+{
+    switch (r->action) {
+    case RULE_DROP:
+    case RULE_TRUNCATE:
+        evbuffer_add_printf(b, ",\"close\":\"%s\"",
+                            r->close == RULE_CLOSE_RESET ? "reset" : "fin");
+        break;
+    default:
+        break;
+    }
+    if (r->action == RULE_THROTTLE) {
+        evbuffer_add_printf(b, ",\"rate_bps\":%" PRIu64, r->rate_bps);
+    }
+    if (r->action == RULE_SLICE) {
+        evbuffer_add_printf(b,
+                            ",\"size\":{\"min\":%" PRIu32 ",\"max\":%" PRIu32
+                            "},\"interval_us\":%" PRIu64,
+                            r->slice_min, r->slice_max, r->interval_us);
+    }
+    if (r->action == RULE_TRUNCATE) {
+        if (r->keep_is_fraction) {
+            evbuffer_add_printf(b, ",\"keep\":\"%.15g%%\"",
+                                r->keep_fraction * 100);
+        } else {
+            evbuffer_add_printf(b, ",\"keep\":%" PRIu64, r->keep_bytes);
+        }
+    }
+    if (r->action == RULE_CORRUPT) {
+        evbuffer_add_printf(b, ",\"flips\":%" PRIu32, r->flips);
+    }
+    if (r->nclients > 0) {
+        evbuffer_add_printf(b, ",\"client\":[");
+        for (size_t i = 0; i < r->nclients; i++) {
+            if (i > 0) {
+                evbuffer_add(b, ",", 1);
+            }
+            json_cidr(b, &r->clients[i]);
+        }
+        evbuffer_add(b, "]", 1);
+    }
+    if (r->connections > 0 && r->connections < 1) {
+        evbuffer_add_printf(b, ",\"connections\":%.15g", r->connections);
+    }
+    if (r->sized) {
+        evbuffer_add_printf(b, ",\"min_size\":%" PRIu64, r->min_size);
+        if (r->max_size == UINT64_MAX) {
+            evbuffer_add_printf(b, ",\"max_size\":null");
+        } else {
+            evbuffer_add_printf(b, ",\"max_size\":%" PRIu64, r->max_size);
+        }
+    }
+    if (r->scheduled) {
+        evbuffer_add_printf(b,
+                            ",\"schedule\":{\"start_us\":%" PRIu64
+                            ",\"duration_us\":%" PRIu64 ",\"every_us\":%" PRIu64
+                            "}",
+                            r->schedule.start_us, r->schedule.duration_us,
+                            r->schedule.every_us);
+    }
+}
+
+/*
+ * "in_force" (enabled, and its schedule has it on at now) and, with
+ * next, "next_change_ms": when that next changes, rounded up (waiting
+ * that long finds it changed), or null when it never does by itself (no
+ * schedule, a schedule that has ended, a disabled rule).
+ */
+static void json_in_force(struct evbuffer *b, const struct rule *r,
+                          uint64_t now, bool next_too)
+{
+    uint64_t next = UINT64_MAX;
+    bool on = r->enabled && rule_in_force(r, now, &next);
+
+    evbuffer_add_printf(b, ",\"in_force\":%s", on ? "true" : "false");
+    if (!next_too) {
+        return;
+    }
+    if (!r->enabled || next == UINT64_MAX) {
+        evbuffer_add_printf(b, ",\"next_change_ms\":null");
+    } else {
+        uint64_t us = next > now ? next - now : 0;
+        evbuffer_add_printf(b, ",\"next_change_ms\":%" PRIu64,
+                            (us + 999) / 1000);
+    }
+}
+
+/* A rule as GET /rules shows it at now (now_us()); with proxy (not NULL),
+ * its proxy's name too (GET /rules/NAME). */
 static void json_rule(struct evbuffer *b, const struct rule *r,
-                      const char *proxy)
+                      const char *proxy, uint64_t now)
 {
     evbuffer_add_printf(b, "{\"name\":");
     admin_json_cstr(b, r->name);
@@ -708,6 +828,7 @@ static void json_rule(struct evbuffer *b, const struct rule *r,
                             ",\"delay_us\":%" PRIu64 ",\"jitter_us\":%" PRIu64,
                             r->delay_us, r->jitter_us);
     }
+    json_rule_params(b, r);
     evbuffer_add_printf(b,
                         ",\"probability\":%.15g,\"after\":%" PRIu64
                         ",\"limit\":%" PRIu64 ",\"forward\":%s,\"enabled\":%s"
@@ -715,6 +836,7 @@ static void json_rule(struct evbuffer *b, const struct rule *r,
                         r->probability, r->after, r->limit,
                         r->forward ? "true" : "false",
                         r->enabled ? "true" : "false", r->matched, r->fired);
+    json_in_force(b, r, now, true);
     if (proxy != NULL) {
         evbuffer_add_printf(b, ",\"proxy\":");
         admin_json_cstr(b, proxy);
@@ -745,6 +867,7 @@ static void h_rules_get(struct admin *ad, struct evhttp_request *req,
     const char *target;
     struct evbuffer *b;
     bool first = true;
+    uint64_t now = now_us();
 
     if (admin_target_proxy(ad, req, params, &target, &only) != 0) {
         return;
@@ -768,7 +891,7 @@ static void h_rules_get(struct admin *ad, struct evhttp_request *req,
             if (j > 0) {
                 evbuffer_add(b, ",", 1);
             }
-            json_rule(b, rules_at(t, j), NULL);
+            json_rule(b, rules_at(t, j), NULL, now);
         }
         evbuffer_add(b, "]}", 2);
     }
@@ -812,6 +935,8 @@ enum change_kind {
     CHANGE_DELETE,
     CHANGE_ENABLE,
     CHANGE_DISABLE,
+    CHANGE_PROXY_ON,  /* POST /proxies/NAME/enable */
+    CHANGE_PROXY_OFF, /* POST /proxies/NAME/disable */
 };
 
 struct change {
@@ -968,6 +1093,49 @@ static void change_apply_reset(struct change *ch, struct evhttp_request *req,
     }
 }
 
+/* POST /proxies/NAME/enable|disable: switches ch->ap, answers req (when
+ * not NULL). */
+static void change_apply_proxy(struct change *ch, struct evhttp_request *req)
+{
+    struct app_proxy *ap = ch->ap;
+    bool on = ch->kind == CHANGE_PROXY_ON;
+    size_t closed = 0;
+    int err = 0;
+    struct evbuffer *b;
+
+    if (!on) {
+        closed = app_proxy_disable(ch->ad->a, ap);
+    } else if (app_proxy_enable(ch->ad->a, ap) != 0) {
+        err = errno;
+    }
+    if (req == NULL) {
+        return;
+    }
+    if (err != 0) {
+        admin_reply_error(req, err == ESHUTDOWN ? 503 : 409,
+                          "proxy '%s': cannot listen on %s again: %s; it "
+                          "stays disabled",
+                          ap->name, ap->listen,
+                          err == ESHUTDOWN ? "mcfault is stopping"
+                                           : strerror(err));
+        return;
+    }
+    if ((b = evbuffer_new()) == NULL) {
+        admin_reply(req, 500, "application/json", NULL);
+        return;
+    }
+    evbuffer_add_printf(b, "{\"ok\":true,\"proxy\":");
+    admin_json_cstr(b, ap->name);
+    evbuffer_add_printf(b,
+                        ",\"enabled\":%s,\"listen\":", on ? "true" : "false");
+    admin_json_cstr(b, ap->listen);
+    if (!on) {
+        evbuffer_add_printf(b, ",\"closed\":%zu", closed);
+    }
+    evbuffer_add(b, "}", 1);
+    admin_reply_json(req, 200, b);
+}
+
 /* Applies ch, the head of the queue, answers its request if it still
  * can, and frees it. */
 static void change_apply(struct change *ch)
@@ -1026,6 +1194,10 @@ static void change_apply(struct change *ch)
         break;
     case CHANGE_RESET:
         change_apply_reset(ch, req, &errs);
+        break;
+    case CHANGE_PROXY_ON:
+    case CHANGE_PROXY_OFF:
+        change_apply_proxy(ch, req);
         break;
     }
     config_errors_free(&errs);
@@ -1206,7 +1378,7 @@ static void rule_get(struct admin *ad, struct evhttp_request *req,
             admin_reply_error(req, 500, "out of memory");
             return;
         }
-        json_rule(b, r, ap->name);
+        json_rule(b, r, ap->name, now_us());
         admin_reply_json(req, 200, b);
         return;
     }
@@ -1397,24 +1569,26 @@ static void h_stats(struct admin *ad, struct evhttp_request *req,
                             stats.faults[i]);
     }
     evbuffer_add_printf(b, "},\"proxies\":[");
+    uint64_t now = now_us();
     for (size_t i = 0; i < a->nproxies; i++) {
         struct app_proxy *ap = &a->proxies[i];
         struct rules *t = ap->px.rules;
         evbuffer_add_printf(b, "%s{\"name\":", i > 0 ? "," : "");
         admin_json_cstr(b, ap->name);
         evbuffer_add_printf(b,
-                            ",\"connections_now\":%" PRIu64
+                            ",\"enabled\":%s,\"connections_now\":%" PRIu64
                             ",\"connections_total\":%" PRIu64 ",\"rules\":[",
+                            ap->px.disabled ? "false" : "true",
                             ap->px.conns_now, ap->px.conns_total);
         for (size_t j = 0; t != NULL && j < rules_count(t); j++) {
             const struct rule *r = rules_at(t, j);
             evbuffer_add_printf(b, "%s{\"name\":", j > 0 ? "," : "");
             admin_json_cstr(b, r->name);
-            evbuffer_add_printf(b,
-                                ",\"enabled\":%s,\"matched\":%" PRIu64
-                                ",\"fired\":%" PRIu64 "}",
-                                r->enabled ? "true" : "false", r->matched,
-                                r->fired);
+            evbuffer_add_printf(
+                b, ",\"enabled\":%s,\"matched\":%" PRIu64 ",\"fired\":%" PRIu64,
+                r->enabled ? "true" : "false", r->matched, r->fired);
+            json_in_force(b, r, now, false); /* the page polls it */
+            evbuffer_add(b, "}", 1);
         }
         evbuffer_add(b, "]}", 2);
     }
@@ -1432,18 +1606,27 @@ static void prom_family(struct evbuffer *b, const char *name, const char *kind,
                         help, name, kind);
 }
 
-/* The per-rule families: one sample per rule of every proxy. */
+/* The per-rule families: one sample per rule of every proxy; which: 0
+ * matched, 1 fired, 2 enabled, 3 in force. */
 static void prom_rules(struct evbuffer *b, struct app *a, const char *metric,
                        int which)
 {
+    uint64_t now = now_us();
+
     for (size_t i = 0; i < a->nproxies; i++) {
         struct app_proxy *ap = &a->proxies[i];
         struct rules *t = ap->px.rules;
         for (size_t j = 0; t != NULL && j < rules_count(t); j++) {
             const struct rule *r = rules_at(t, j);
-            uint64_t v = which == 0   ? r->matched
-                         : which == 1 ? r->fired
-                                      : (uint64_t)r->enabled;
+            uint64_t next;
+            uint64_t v = r->matched;
+            if (which == 1) {
+                v = r->fired;
+            } else if (which == 2) {
+                v = r->enabled;
+            } else if (which == 3) {
+                v = r->enabled && rule_in_force(r, now, &next);
+            }
             evbuffer_add_printf(b, "mcfault_%s{proxy=\"", metric);
             prom_label(b, ap->name);
             evbuffer_add_printf(b, "\",rule=\"");
@@ -1585,6 +1768,16 @@ static void h_metrics(struct admin *ad, struct evhttp_request *req,
     prom_rules(b, a, "rule_fired_total", 1);
     prom_family(b, "rule_enabled", "gauge", "1 when a rule is enabled");
     prom_rules(b, a, "rule_enabled", 2);
+    prom_family(b, "rule_in_force", "gauge",
+                "1 when a rule is enabled and its schedule has it on");
+    prom_rules(b, a, "rule_in_force", 3);
+    prom_family(b, "proxy_enabled", "gauge",
+                "1 when a proxy listens (0: switched off)");
+    for (size_t i = 0; i < a->nproxies; i++) {
+        evbuffer_add_printf(b, "mcfault_proxy_enabled{proxy=\"");
+        prom_label(b, a->proxies[i].name);
+        evbuffer_add_printf(b, "\"} %d\n", a->proxies[i].px.disabled ? 0 : 1);
+    }
     prom_family(b, "uptime_seconds", "gauge", "seconds since the API started");
     evbuffer_add_printf(b, "mcfault_uptime_seconds %" PRIu64 "\n",
                         uptime_s(ad));
@@ -1683,10 +1876,10 @@ static void reply_405(struct evhttp_request *req, const char *allow)
     admin_reply_error(req, 405, "method not allowed (allowed: %s)", allow);
 }
 
-/* The rule name in a path, seg[0..seg_len) percent-decoded; NULL after
- * replying 400 or 500. The caller frees it. */
-static char *rule_name_decode(struct evhttp_request *req, const char *seg,
-                              size_t seg_len)
+/* The rule (or proxy: what) name in a path, seg[0..seg_len)
+ * percent-decoded; NULL after replying 400 or 500. The caller frees it. */
+static char *path_name_decode(struct evhttp_request *req, const char *seg,
+                              size_t seg_len, const char *what)
 {
     char *raw = malloc(seg_len + 1);
     size_t len = 0;
@@ -1703,7 +1896,7 @@ static char *rule_name_decode(struct evhttp_request *req, const char *seg,
         return NULL;
     }
     if (len != strlen(name)) {
-        admin_reply_error(req, 400, "a rule name cannot contain NUL");
+        admin_reply_error(req, 400, "a %s name cannot contain NUL", what);
         free(name);
         return NULL;
     }
@@ -1741,7 +1934,8 @@ static bool route_toggle(struct admin *ad, struct evhttp_request *req,
         return true;
     }
     const char *seg = path + RULES_PREFIX_LEN;
-    if ((name = rule_name_decode(req, seg, (size_t)(slash - seg))) != NULL) {
+    if ((name = path_name_decode(req, seg, (size_t)(slash - seg), "rule")) !=
+        NULL) {
         rules_toggle(ad, req, name, enable);
     }
     return true;
@@ -1765,7 +1959,7 @@ static bool route_rule(struct admin *ad, struct evhttp_request *req,
         reply_405(req, "GET, HEAD, DELETE");
         return true;
     }
-    if ((name = rule_name_decode(req, seg, strlen(seg))) == NULL) {
+    if ((name = path_name_decode(req, seg, strlen(seg), "rule")) == NULL) {
         return true;
     }
     if (m == EVHTTP_REQ_DELETE) {
@@ -1774,6 +1968,60 @@ static bool route_rule(struct admin *ad, struct evhttp_request *req,
     }
     rule_get(ad, req, params, name);
     free(name);
+    return true;
+}
+
+#define PROXIES_PREFIX "/proxies/"
+#define PROXIES_PREFIX_LEN (sizeof(PROXIES_PREFIX) - 1)
+
+/*
+ * POST /proxies/NAME/enable and /proxies/NAME/disable (NAME
+ * percent-encoded). Queued with the rule changes, so that a switch and a
+ * POST /reset apply in the order they arrived. Returns false when path is
+ * not of that shape.
+ */
+static bool route_proxy(struct admin *ad, struct evhttp_request *req,
+                        const char *path)
+{
+    const char *seg = path + PROXIES_PREFIX_LEN;
+    const char *slash;
+    struct app_proxy *ap;
+    struct change *ch;
+    bool enable;
+    char *name;
+
+    if (strncmp(path, PROXIES_PREFIX, PROXIES_PREFIX_LEN) != 0 ||
+        (slash = strrchr(path, '/')) == NULL || slash <= seg) {
+        return false;
+    }
+    if (strcmp(slash, "/enable") == 0) {
+        enable = true;
+    } else if (strcmp(slash, "/disable") == 0) {
+        enable = false;
+    } else {
+        return false;
+    }
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+        reply_405(req, "POST");
+        return true;
+    }
+    name = path_name_decode(req, seg, (size_t)(slash - seg), "proxy");
+    if (name == NULL) {
+        return true;
+    }
+    /* Proxies are fixed for the life of the process: known now. */
+    if ((ap = app_find_proxy(ad->a, name)) == NULL) {
+        admin_reply_error(req, 404, "no proxy named '%s'", name);
+        free(name);
+        return true;
+    }
+    free(name);
+    ch = change_new(enable ? CHANGE_PROXY_ON : CHANGE_PROXY_OFF, ap, NULL, 0);
+    if (ch == NULL) {
+        admin_reply_error(req, 500, "out of memory");
+        return true;
+    }
+    change_submit(ad, req, ch);
     return true;
 }
 
@@ -1820,7 +2068,8 @@ static void route(struct admin *ad, struct evhttp_request *req)
     if (known) {
         reply_405(req, allow);
     } else if (!route_toggle(ad, req, path) &&
-               !route_rule(ad, req, path, &params)) {
+               !route_rule(ad, req, path, &params) &&
+               !route_proxy(ad, req, path)) {
         admin_reply_error(req, 404, "no such endpoint: %.200s", path);
     }
     evhttp_clear_headers(&params);

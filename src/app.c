@@ -6,6 +6,8 @@
  */
 #include "mcfault/app.h"
 
+#include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +34,16 @@ const char *app_eff_upstream(const struct app *a, const struct config_proxy *p)
         return a->upstream_arg;
     }
     return p->upstream != NULL ? p->upstream : APP_DEFAULT_UPSTREAM;
+}
+
+/* The schedules' clock: CLOCK_MONOTONIC, as conn.c's (rules_subject.now_us
+ * is read from it), in microseconds. */
+static uint64_t app_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
 /* Without a seed, something that differs between runs. */
@@ -86,10 +98,17 @@ int app_setup(struct app *a, struct config *cfg)
         return -1;
     }
     a->nproxies = cfg->nproxies;
+    uint64_t now = app_now_us();
     for (size_t i = 0; i < cfg->nproxies; i++) {
         const struct config_proxy *cp = &cfg->proxies[i];
         struct app_proxy *ap = &a->proxies[i];
+        if (tables[i] != NULL) {
+            rules_start_clocks(tables[i], now); /* the rules' first load */
+        }
         ap->px.rules = tables[i];
+        /* The connections' draws (`connections:`): their own stream, from
+         * the same seed as the table's. */
+        ap->px.conn_seed = proxy_seed(cfg, i) ^ 0x636f6e6e65637473ULL;
         ap->name = strdup(cp->name);
         ap->listen = strdup(app_eff_listen(a, cp));
         ap->upstream = strdup(app_eff_upstream(a, cp));
@@ -308,10 +327,16 @@ int app_change_apply(struct app *a, struct app_change *ch, const char *target,
     if (map_proxies(a, &ch->cfg, ch->whole, target, map, e) != 0) {
         goto done;
     }
+    uint64_t now = app_now_us();
     for (size_t i = 0; i < ch->cfg.nproxies; i++) {
         struct proxy *px = &map[i]->px;
         if (ch->tables[i] != NULL && px->rules != NULL && !ch->fresh) {
             rules_carry_counters(ch->tables[i], px->rules);
+        }
+        /* A rule whose name stays keeps its clock (carried); a new one,
+         * or every one after a reset, starts its schedule now. */
+        if (ch->tables[i] != NULL) {
+            rules_start_clocks(ch->tables[i], now);
         }
         rules_destroy(px->rules);
         px->rules = ch->tables[i];
@@ -418,55 +443,6 @@ struct app_edit {
     size_t count;              /* rules added or removed */
 };
 
-/* Copies the bytes of a glob list; returns 0 or -1 (out of memory; what
- * was copied is recorded in *out / *n for rule_free). */
-static int globs_copy(struct rule_glob **out, size_t *n,
-                      const struct rule_glob *g, size_t ng)
-{
-    *out = calloc(ng > 0 ? ng : 1, sizeof(**out));
-    *n = 0;
-    if (*out == NULL) {
-        return -1;
-    }
-    for (size_t i = 0; i < ng; i++) {
-        if (((*out)[i].pat = malloc(g[i].len + 1)) == NULL) {
-            return -1;
-        }
-        memcpy((*out)[i].pat, g[i].pat, g[i].len + 1);
-        (*out)[i].len = g[i].len;
-        (*n)++;
-    }
-    return 0;
-}
-
-/* A deep copy of src into dst (counters and enabled flag included).
- * Returns 0, or -1 when out of memory (dst then owns nothing). */
-static int rule_copy(struct rule *dst, const struct rule *src)
-{
-    *dst = *src;
-    dst->name = NULL;
-    dst->cmds = NULL;
-    dst->ncmds = 0;
-    dst->keys = NULL;
-    dst->nkeys = 0;
-    dst->message = NULL;
-    if ((src->name != NULL && (dst->name = strdup(src->name)) == NULL) ||
-        globs_copy(&dst->cmds, &dst->ncmds, src->cmds, src->ncmds) != 0 ||
-        globs_copy(&dst->keys, &dst->nkeys, src->keys, src->nkeys) != 0) {
-        goto fail;
-    }
-    if (src->message != NULL) {
-        if ((dst->message = malloc(src->message_len + 1)) == NULL) {
-            goto fail;
-        }
-        memcpy(dst->message, src->message, src->message_len + 1);
-    }
-    return 0;
-fail:
-    rule_free(dst);
-    return -1;
-}
-
 static void edit_proxy_clear(struct edit_proxy *ep)
 {
     for (size_t i = 0; i < ep->n; i++) {
@@ -515,7 +491,7 @@ static int edit_copy(struct app *a, struct app_edit *e)
                 e->count++;
                 continue;
             }
-            if (rule_copy(&ep->rules[ep->n], r) != 0) {
+            if (rule_clone(&ep->rules[ep->n], r) != 0) {
                 return -1;
             }
             ep->n++;
@@ -646,7 +622,7 @@ static void edit_tables(struct app_edit *e)
         }
         ep->rules = r;
         for (size_t i = 0; i < body->nrules; i++) {
-            if (rule_copy(&ep->rules[ep->n], &body->rules[i]) != 0) {
+            if (rule_clone(&ep->rules[ep->n], &body->rules[i]) != 0) {
                 goto oom;
             }
             ep->n++;
@@ -749,6 +725,7 @@ int app_edit_apply(struct app *a, struct app_edit *e,
         config_errors_free(&mine);
         return rc;
     }
+    uint64_t now = app_now_us();
     for (size_t i = 0; i < e->np; i++) {
         struct edit_proxy *ep = &e->px[i];
         struct app_proxy *ap = &a->proxies[i];
@@ -757,6 +734,9 @@ int app_edit_apply(struct app *a, struct app_edit *e,
         }
         if (ep->table != NULL && ap->px.rules != NULL) {
             rules_carry_counters(ep->table, ap->px.rules);
+        }
+        if (ep->table != NULL) {
+            rules_start_clocks(ep->table, now); /* the added rules' */
         }
         rules_destroy(ap->px.rules);
         ap->px.rules = ep->table;
@@ -810,14 +790,61 @@ int app_reset(struct app *a, struct app_change *ch, struct config_errors *errs)
         }
         log_msg(LOG_ERROR, "reset: no rule file (-c): no rules");
     }
-    /*
-     * Hook: proxies switched off (a feature to come) are switched back on
-     * here; a fresh start has every proxy up.
-     */
+    /* A fresh start has every proxy up. One whose port was taken while it
+     * was off stays off (logged; GET /health shows it). */
+    for (size_t i = 0; i < a->nproxies; i++) {
+        struct app_proxy *ap = &a->proxies[i];
+        if (ap->px.disabled && app_proxy_enable(a, ap) != 0) {
+            log_msg(LOG_ERROR, "reset: proxy '%s' stays disabled: %s", ap->name,
+                    strerror(errno));
+        }
+    }
     stats_reset();
     for (size_t i = 0; i < a->nproxies; i++) {
         a->proxies[i].px.conns_total = 0;
     }
+    return 0;
+}
+
+/* ---- POST /proxies/NAME/disable, /enable ---- */
+
+size_t app_proxy_disable(struct app *a, struct app_proxy *ap)
+{
+    uint64_t open = ap->px.conns_now;
+    (void)a;
+
+    if (ap->px.disabled) {
+        return 0;
+    }
+    /* The socket first, so that no client slips in between. */
+    ap->px.disabled = true;
+    listener_stop(ap->listener);
+    conn_close_all(&ap->px);
+    log_msg(LOG_ERROR,
+            "proxy '%s' disabled: not listening, %" PRIu64
+            " connection%s closed",
+            ap->name, open, open == 1 ? "" : "s");
+    return (size_t)open;
+}
+
+int app_proxy_enable(struct app *a, struct app_proxy *ap)
+{
+    char addr[128];
+    (void)a;
+
+    if (!ap->px.disabled) {
+        return 0;
+    }
+    if (ap->listener == NULL) {
+        errno = ESHUTDOWN; /* stopping: the listeners are gone */
+        return -1;
+    }
+    if (listener_start(ap->listener) != 0) {
+        return -1; /* errno says why; listener_start logged it */
+    }
+    ap->px.disabled = false;
+    log_msg(LOG_ERROR, "proxy '%s' enabled: listening on %s", ap->name,
+            listener_address(ap->listener, addr, sizeof(addr)));
     return 0;
 }
 

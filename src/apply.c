@@ -89,9 +89,6 @@ bool apply_head(struct conn *c)
 {
     struct inflight_entry *e;
 
-    if (shape_blocks(c->fx)) {
-        return false; /* paced bytes go first (shape_pump) */
-    }
     while ((e = inflight_head(&c->q)) != NULL) {
         switch (e->type) {
         case IF_LOCAL: {

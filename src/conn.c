@@ -471,6 +471,49 @@ static bool maybe_mn(const struct reply_framer *f)
 }
 
 /*
+ * The bytes p[pos..pos+used) of a reply that does not simply go on: the
+ * head h swallows it (nothing is taken) or shapes it (shape_take), or the
+ * line may be, or is, the barrier's MN (strip), or bytes were
+ * held back as a possible MN (c->mn_len). Returns 0 or -1 (out of memory).
+ */
+__attribute__((noinline)) /* off the common path: keeps its registers */
+static int
+reply_take(struct conn *c, const struct inflight_entry *h, enum reply_event ev,
+           bool strip, const char *p, size_t pos, size_t used)
+{
+    bool shaped = h != NULL && !h->swallow && h->shape;
+    bool stripped =
+        strip && ev == REPLY_DONE && c->framer.line == REPLY_LINE_MN;
+    size_t take = used;
+    int rc = 0;
+
+    if (h != NULL && h->swallow) {
+        return 0;
+    }
+    if (ev == REPLY_AGAIN && strip && maybe_mn(&c->framer)) {
+        /* Maybe the barrier's MN: held back until the line ends. */
+        size_t k = c->framer.line_len - c->mn_len;
+        memcpy(c->mn_buf + c->mn_len, p + pos + used - k, k);
+        c->mn_len = (uint8_t)c->framer.line_len;
+        take -= k;
+    } else if (stripped) {
+        take = 0; /* the barrier's MN: not for the client */
+        c->mn_len = 0;
+    } else if (c->mn_len > 0) {
+        /* Held back, and not the barrier's MN after all: they go first
+         * (this chunk's run is still empty). */
+        rc = shaped ? shape_take(c, c->mn_buf, c->mn_len)
+                    : buf_append(&c->cout, c->mn_buf, c->mn_len);
+        c->mn_len = 0;
+    }
+    if (rc == 0 && take > 0) {
+        rc = shaped ? shape_take(c, p + pos, take)
+                    : run_take(&c->rp, &c->cout, pos, take);
+    }
+    return rc;
+}
+
+/*
  * Frames p[0..n) from the upstream and passes it to the client in order,
  * acting on the proxy's own entries as they reach the head. Takes all n
  * bytes: what must wait (a delay) is kept in uin.
@@ -485,7 +528,8 @@ static void reply_chunk(struct conn *c, const char *p, size_t n)
     r->start = 0;
     r->end = 0;
     c->rp_active = true;
-    while (rc == 0 && apply_head(c) && pos < n) {
+    while (rc == 0 && (c->fx == NULL || !shape_blocks(c->fx)) &&
+           apply_head(c) && pos < n) {
         if (c->mode != MODE_TEXT) {
             rc = run_take(r, &c->cout, pos, n - pos);
             pos = n;
@@ -495,33 +539,15 @@ static void reply_chunk(struct conn *c, const char *p, size_t n)
             reply_expect(&c->framer, expected_kind(c));
         }
         struct inflight_entry *h = inflight_head(&c->q);
-        bool swallow = h != NULL && h->swallow;
-        bool shaped = !swallow && h != NULL && h->shape;
-        bool strip = !swallow && strip_next_mn(c);
+        /* swallow or shape: the reply does not go on as it is. */
+        bool special = h != NULL && h->marks != 0;
+        bool strip = !(special && h->swallow) && strip_next_mn(c);
         size_t used;
         enum reply_event ev = reply_feed(&c->framer, p + pos, n - pos, &used);
-        bool is_mn = ev != REPLY_AGAIN && c->framer.line == REPLY_LINE_MN;
-        bool stripped = strip && is_mn && ev == REPLY_DONE;
-        size_t take = used;
-        if (ev == REPLY_AGAIN && strip && maybe_mn(&c->framer)) {
-            /* Maybe the barrier's MN: held back until the line ends. */
-            size_t k = c->framer.line_len - c->mn_len;
-            memcpy(c->mn_buf + c->mn_len, p + pos + used - k, k);
-            c->mn_len = (uint8_t)c->framer.line_len;
-            take -= k;
-        } else if (stripped) {
-            take = 0; /* the barrier's MN: not for the client */
-            c->mn_len = 0;
-        } else if (c->mn_len > 0) {
-            /* Held back, and not the barrier's MN after all: they go
-             * first (this chunk's run is still empty). */
-            rc = shaped ? shape_take(c, c->mn_buf, c->mn_len)
-                        : buf_append(&c->cout, c->mn_buf, c->mn_len);
-            c->mn_len = 0;
-        }
-        if (rc == 0 && !swallow && take > 0) {
-            rc = shaped ? shape_take(c, p + pos, take)
-                        : run_take(r, &c->cout, pos, take);
+        if (!special && !strip && c->mn_len == 0) {
+            rc = run_take(r, &c->cout, pos, used); /* the common case */
+        } else {
+            rc = reply_take(c, h, ev, strip, p, pos, used);
         }
         pos += used;
         if (ev == REPLY_AGAIN) {
@@ -534,13 +560,16 @@ static void reply_chunk(struct conn *c, const char *p, size_t n)
             c->mode = MODE_WATCH;
             continue;
         }
-        if (!stripped && !swallow && log_enabled(LOG_TRACE)) {
+        bool is_mn = c->framer.line == REPLY_LINE_MN;
+        if (log_enabled(LOG_TRACE) && !(strip && is_mn && ev == REPLY_DONE) &&
+            !(special && h->swallow)) {
             const char *text;
             size_t tn = reply_last_line(&c->framer, &text);
             log_trace('>', c->cfd, text, tn);
         }
         if (ev == REPLY_DONE) {
             struct inflight_entry *e = inflight_head(&c->q);
+            bool shaped = special && e->shape;
             if (c->rp_fresh && e != NULL && e->type == IF_ONE &&
                 e->until != 0) {
                 uint64_t now = conn_loop_us(c);
@@ -749,6 +778,9 @@ static void conn_run(struct conn *c)
     }
     if (c->output == OUT_FLOW && replies_can_move(c)) {
         upstream_resume(c);
+        if (c->fx != NULL) {
+            shape_pump(c); /* a shaped reply among them starts its pace */
+        }
     }
     if (buf_len(&c->uout) > 0) {
         up_flush(c, NULL);

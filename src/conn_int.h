@@ -212,7 +212,8 @@ int apply_data_end(struct conn *c);
 /*
  * Acts on the entries at the head of the in-flight queue that the proxy
  * made (LOCAL, DELAY, DROP, HANG). Returns false when replies must not
- * flow now.
+ * flow now. The caller first checks shape_blocks: paced bytes go before
+ * anything behind them.
  */
 bool apply_head(struct conn *c);
 

@@ -37,8 +37,12 @@ enum accept_state {
 };
 
 struct listener {
-    struct evconnlistener *evl;
+    struct evconnlistener *evl; /* NULL while stopped (listener_stop) */
     struct proxy *px;
+    /* The address really bound (port 0 asked: the one the kernel gave),
+     * so that listener_start binds the same one again. */
+    struct sockaddr_storage bound;
+    socklen_t bound_len;
     struct event *retry;
     enum accept_state state;
     /* A client accepted with no descriptor left for its upstream waits
@@ -267,19 +271,38 @@ void listener_set_max_connections(size_t max, size_t nlisteners)
     }
 }
 
+/* Binds l->bound and starts accepting. Returns 0, or -1 with errno set. */
+static int listener_bind(struct listener *l)
+{
+    l->evl = evconnlistener_new_bind(
+        l->px->base, on_accept, l,
+        LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+        LISTENER_BACKLOG, (struct sockaddr *)&l->bound, (int)l->bound_len);
+    if (l->evl == NULL) {
+        if (errno == 0) {
+            errno = ENOMEM;
+        }
+        return -1;
+    }
+    evconnlistener_set_error_cb(l->evl, on_accept_error);
+    l->state = ACCEPTING;
+    return 0;
+}
+
 struct listener *listener_create(struct proxy *px, const struct addr_spec *spec)
 {
-    struct sockaddr_storage ss;
-    socklen_t len;
-    int rc = addr_resolve(spec, ADDR_PASSIVE, &ss, &len);
+    int rc;
+    struct listener *l = calloc(1, sizeof(*l));
 
+    if (l == NULL) {
+        return NULL;
+    }
+    l->bound_len = sizeof(l->bound);
+    rc = addr_resolve(spec, ADDR_PASSIVE, &l->bound, &l->bound_len);
     if (rc != 0) {
         log_msg(LOG_ERROR, "listen %s:%s: %s", spec->host, spec->port,
                 gai_strerror(rc));
-        return NULL;
-    }
-    struct listener *l = calloc(1, sizeof(*l));
-    if (l == NULL) {
+        free(l);
         return NULL;
     }
     l->px = px;
@@ -289,25 +312,70 @@ struct listener *listener_create(struct proxy *px, const struct addr_spec *spec)
         free(l);
         return NULL;
     }
-    l->evl = evconnlistener_new_bind(
-        px->base, on_accept, l,
-        LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
-        LISTENER_BACKLOG, (struct sockaddr *)&ss, (int)len);
-    if (l->evl == NULL) {
+    errno = 0;
+    if (listener_bind(l) != 0) {
         log_msg(LOG_ERROR, "listen %s:%s: %s", spec->host, spec->port,
                 strerror(errno));
         event_free(l->retry);
         free(l);
         return NULL;
     }
-    evconnlistener_set_error_cb(l->evl, on_accept_error);
+    /* Port 0 gets one from the kernel: enabling again binds that one. */
+    socklen_t len = sizeof(l->bound);
+    if (getsockname(evconnlistener_get_fd(l->evl), (struct sockaddr *)&l->bound,
+                    &len) == 0) {
+        l->bound_len = len;
+    }
     return l;
+}
+
+void listener_stop(struct listener *l)
+{
+    if (l == NULL || l->evl == NULL) {
+        return;
+    }
+    /* The socket closes: clients in its backlog get a reset, new ones a
+     * refusal (a disabled evconnlistener would let the kernel go on
+     * completing handshakes). */
+    evconnlistener_free(l->evl);
+    l->evl = NULL;
+    evtimer_del(l->retry);
+    l->state = ACCEPTING;
+    if (l->held_fd >= 0) {
+        close(l->held_fd);
+        l->held_fd = -1;
+    }
+}
+
+int listener_start(struct listener *l)
+{
+    if (l->evl != NULL) {
+        return 0;
+    }
+    errno = 0;
+    if (listener_bind(l) != 0) {
+        char name[128];
+        int err = errno;
+        log_msg(LOG_ERROR, "%s: listen %s: %s", l->px->name,
+                addr_format((struct sockaddr *)&l->bound, name, sizeof(name)),
+                strerror(err));
+        errno = err;
+        return -1;
+    }
+    return 0;
+}
+
+const char *listener_address(const struct listener *l, char *buf, size_t size)
+{
+    return addr_format((const struct sockaddr *)&l->bound, buf, size);
 }
 
 void listener_destroy(struct listener *l)
 {
     if (l != NULL) {
-        evconnlistener_free(l->evl);
+        if (l->evl != NULL) {
+            evconnlistener_free(l->evl);
+        }
         event_free(l->retry);
         if (l->held_fd >= 0) {
             close(l->held_fd);

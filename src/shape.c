@@ -85,20 +85,6 @@ static void fx_maybe_free(struct conn *c)
     }
 }
 
-size_t shape_held_to_client(const struct fx *f)
-{
-    return f != NULL ? f->out.cap : 0;
-}
-
-size_t shape_held(const struct fx *f)
-{
-    if (f == NULL) {
-        return 0;
-    }
-    return sizeof(*f) + f->qcap * sizeof(*f->q) + f->cap.cap +
-           f->nflip * sizeof(*f->flip);
-}
-
 void shape_spec_from_rule(struct shape_spec *spec, const struct rule *r)
 {
     memset(spec, 0, sizeof(*spec));

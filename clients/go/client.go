@@ -247,7 +247,8 @@ func (c *Client) Reload(ctx context.Context) (*Change, error) {
 }
 
 // Reset brings mcfault back to the state of a fresh start (POST /reset):
-// the rule file's rules (none without -c), every counter zeroed and the
+// the rule file's rules (none without -c), every proxy switched on (see
+// DisableProxy), every counter zeroed and the
 // event sequence restarted at 1. Call it between tests that share one
 // mcfault. A bad rule file is an *APIError with ErrInvalid, and nothing
 // is reset.
@@ -257,6 +258,34 @@ func (c *Client) Reset(ctx context.Context) (*Change, error) {
 		return nil, err
 	}
 	return &ch, nil
+}
+
+// DisableProxy switches the proxy called name off (POST
+// /proxies/NAME/disable), as if its memcached went away: every client
+// connection of it is closed at once (ProxySwitch.Closed counts them) and
+// new ones are refused until EnableProxy or Reset. Switching off a proxy
+// that is off is no error. ErrNotFound when there is no such proxy.
+func (c *Client) DisableProxy(ctx context.Context, name string) (*ProxySwitch, error) {
+	return c.switchProxy(ctx, name, "/disable")
+}
+
+// EnableProxy switches the proxy called name back on (POST
+// /proxies/NAME/enable): it listens on the same address and port again.
+// ErrConflict when the port was taken meanwhile (the proxy stays off);
+// ErrNotFound when there is no such proxy.
+func (c *Client) EnableProxy(ctx context.Context, name string) (*ProxySwitch, error) {
+	return c.switchProxy(ctx, name, "/enable")
+}
+
+func (c *Client) switchProxy(ctx context.Context, name, suffix string) (*ProxySwitch, error) {
+	if name == "" {
+		return nil, errors.New("mcfault: a proxy name cannot be empty")
+	}
+	var sw ProxySwitch
+	if err := c.call(ctx, http.MethodPost, "/proxies/"+url.PathEscape(name)+suffix, nil, nil, "", &sw); err != nil {
+		return nil, err
+	}
+	return &sw, nil
 }
 
 // Stats returns mcfault's counters (GET /stats).

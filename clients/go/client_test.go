@@ -55,7 +55,11 @@ func TestCallsMapOntoEndpoints(t *testing.T) {
 		{"health", `{"proxies":[{"name":"default","listen":"l","upstream":"u","upstream_reachable":true}],"ok":true}`,
 			func(c *mcfault.Client) (any, error) { return c.Health(ctx) },
 			seen{method: "GET", path: "/health"},
-			&mcfault.Health{OK: true, Proxies: []mcfault.ProxyHealth{{Name: "default", Listen: "l", Upstream: "u", UpstreamReachable: true}}}},
+			&mcfault.Health{OK: true, Proxies: []mcfault.ProxyHealth{{Name: "default", Listen: "l", Upstream: "u", Enabled: true, UpstreamReachable: true}}}},
+		{"health, a proxy switched off", `{"proxies":[{"name":"a","listen":"l","upstream":"u","enabled":false,"upstream_reachable":true}],"ok":true}`,
+			func(c *mcfault.Client) (any, error) { return c.Health(ctx) },
+			seen{method: "GET", path: "/health"},
+			&mcfault.Health{OK: true, Proxies: []mcfault.ProxyHealth{{Name: "a", Listen: "l", Upstream: "u", UpstreamReachable: true}}}},
 		{"rules", `{"proxies":[{"name":"a","rules":[{"name":"x","command":["*"],"key":["k*"],"action":"miss","probability":1,"after":0,"limit":0,"forward":false,"enabled":false,"matched":3,"fired":2}]},{"name":"b","rules":[]}]}`,
 			func(c *mcfault.Client) (any, error) { return c.Rules(ctx) },
 			seen{method: "GET", path: "/rules"},
@@ -97,7 +101,20 @@ func TestCallsMapOntoEndpoints(t *testing.T) {
 			seen{method: "GET", path: "/rules/a%2Fb%20%C3%A9"},
 			&mcfault.RuleInfo{Rule: mcfault.Rule{Name: "a/b é", Command: []string{"get"}, Key: []string{"*"}, Action: "delay",
 				Delay: 1500 * time.Microsecond, Jitter: 500 * time.Microsecond, Probability: 0.25, After: 1, Limit: 2, Forward: true},
-				Proxy: "default", Matched: 7, Fired: 1}},
+				Proxy: "default", Matched: 7, Fired: 1, InForce: true}},
+		{"get a scheduled rule", `{"name":"blink","command":["*"],"key":["*"],"action":"drop","close":"reset","schedule":{"start_us":0,"duration_us":2000000,"every_us":30000000},"probability":1,"after":0,"limit":0,"forward":false,"enabled":true,"matched":0,"fired":0,"in_force":false,"next_change_ms":1500,"proxy":"default"}`,
+			func(c *mcfault.Client) (any, error) { return c.GetRule(ctx, "blink") },
+			seen{method: "GET", path: "/rules/blink"},
+			&mcfault.RuleInfo{Rule: mcfault.Rule{Name: "blink", Command: []string{"*"}, Key: []string{"*"}, Action: "drop", Probability: 1},
+				Proxy: "default", InForce: false, NextChange: durationPtr(1500 * time.Millisecond)}},
+		{"disable proxy", `{"ok":true,"proxy":"a/b","enabled":false,"listen":"127.0.0.1:11212","closed":3}`,
+			func(c *mcfault.Client) (any, error) { return c.Proxy("x").DisableProxy(ctx, "a/b") },
+			seen{method: "POST", path: "/proxies/a%2Fb/disable"},
+			&mcfault.ProxySwitch{Proxy: "a/b", Enabled: false, Listen: "127.0.0.1:11212", Closed: 3}},
+		{"enable proxy", `{"ok":true,"proxy":"default","enabled":true,"listen":"127.0.0.1:11212"}`,
+			func(c *mcfault.Client) (any, error) { return c.EnableProxy(ctx, "default") },
+			seen{method: "POST", path: "/proxies/default/enable"},
+			&mcfault.ProxySwitch{Proxy: "default", Enabled: true, Listen: "127.0.0.1:11212"}},
 		{"remove rule", `{"ok":true,"removed":2,"rules":0}`,
 			func(c *mcfault.Client) (any, error) { return c.Proxy("p").RemoveRule(ctx, "x?y") },
 			seen{method: "DELETE", path: "/rules/x%3Fy", query: "proxy=p"},
@@ -126,8 +143,13 @@ func TestCallsMapOntoEndpoints(t *testing.T) {
 			func(c *mcfault.Client) (any, error) { return c.Stats(ctx) },
 			seen{method: "GET", path: "/stats"},
 			&mcfault.Stats{Version: "0.1.0", UptimeSeconds: 5, Rules: 1, FaultsTotal: 3, Commands: map[string]uint64{"get": 2},
-				Faults: map[mcfault.Action]uint64{"error": 3}, Proxies: []mcfault.ProxyStats{{Name: "default", ConnectionsNow: 1,
-					ConnectionsTotal: 4, Rules: []mcfault.RuleStats{{Name: "oom", Enabled: true, Matched: 4, Fired: 3}}}}}},
+				Faults: map[mcfault.Action]uint64{"error": 3}, Proxies: []mcfault.ProxyStats{{Name: "default", Enabled: true, ConnectionsNow: 1,
+					ConnectionsTotal: 4, Rules: []mcfault.RuleStats{{Name: "oom", Enabled: true, Matched: 4, Fired: 3, InForce: true}}}}}},
+		{"stats, a proxy switched off, a rule out of its schedule", `{"version":"0.1.0","proxies":[{"name":"a","enabled":false,"connections_now":0,"connections_total":4,"rules":[{"name":"s","enabled":true,"matched":0,"fired":0,"in_force":false}]}]}`,
+			func(c *mcfault.Client) (any, error) { return c.Stats(ctx) },
+			seen{method: "GET", path: "/stats"},
+			&mcfault.Stats{Version: "0.1.0", Proxies: []mcfault.ProxyStats{{Name: "a", ConnectionsTotal: 4,
+				Rules: []mcfault.RuleStats{{Name: "s", Enabled: true}}}}}},
 		{"metrics", "# HELP x\nmcfault_rules 1\n",
 			func(c *mcfault.Client) (any, error) { return c.Metrics(ctx) },
 			seen{method: "GET", path: "/metrics"},
@@ -179,6 +201,18 @@ func TestCallsMapOntoEndpoints(t *testing.T) {
 				t.Errorf("result\n got %#v\nwant %#v", res, tc.result)
 			}
 		})
+	}
+}
+
+func durationPtr(d time.Duration) *time.Duration { return &d }
+
+func TestProxySwitchNeedsAName(t *testing.T) {
+	c := mcfault.New("http://127.0.0.1:1")
+	if _, err := c.DisableProxy(context.Background(), ""); err == nil {
+		t.Error("DisableProxy(\"\"): no error")
+	}
+	if _, err := c.EnableProxy(context.Background(), ""); err == nil {
+		t.Error("EnableProxy(\"\"): no error")
 	}
 }
 

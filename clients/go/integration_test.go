@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"regexp"
 	"strings"
 	"testing"
@@ -185,7 +186,7 @@ func TestSetRulesAndReadThemBack(t *testing.T) {
 	}
 	want := []mcfault.RuleInfo{
 		{Proxy: "default", Rule: mcfault.Rule{Name: "d", Command: []string{"get", "mg"}, Key: []string{"a*"}, Action: mcfault.ActionDelay,
-			Delay: 1500 * time.Microsecond, Jitter: 500 * time.Microsecond, Probability: 0.25, After: 2, Limit: 9}},
+			Delay: 1500 * time.Microsecond, Jitter: 500 * time.Microsecond, Probability: 0.25, After: 2, Limit: 9}, InForce: true},
 		{Proxy: "default", Rule: mcfault.Rule{Name: "e", Command: []string{"*"}, Key: []string{"*"}, Action: mcfault.ActionError,
 			Message: "SERVER_ERROR x", Probability: 1, Forward: true, Disabled: true}},
 	}
@@ -818,5 +819,105 @@ func TestMcfaulttestStartFailures(t *testing.T) {
 	_, err := mcfaulttest.Start(mcfaulttest.Options{Bin: suite.mcfaultBin, Upstream: suite.mc.addr, Config: bad})
 	if err == nil || !strings.Contains(err.Error(), "exited at start") || !strings.Contains(err.Error(), "explode") {
 		t.Errorf("a bad rule file: %v", err)
+	}
+}
+
+// DisableProxy: the proxy's clients are cut and new ones refused, as when
+// a memcached node goes away; EnableProxy brings it back on the same port.
+func TestDisableEnableProxy(t *testing.T) {
+	needReset(t)
+	c, mc := fresh(t)
+	t.Cleanup(func() { c.EnableProxy(ctx, "default") })
+	mustSet(t, mc, "px:1", "v")
+	conn, err := net.Dial("tcp", suite.mf.ProxyAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("version\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Read(make([]byte, 64)); err != nil {
+		t.Fatal(err)
+	}
+
+	sw, err := c.DisableProxy(ctx, "default")
+	need(t, "POST /proxies/NAME/disable", err)
+	if sw.Proxy != "default" || sw.Enabled || sw.Listen != suite.mf.ProxyAddr || sw.Closed < 1 {
+		t.Errorf("DisableProxy: %+v", sw)
+	}
+	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if n, err := conn.Read(make([]byte, 64)); err == nil {
+		t.Errorf("the open client was not cut: read %d bytes", n)
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Error("the open client was not cut: read timed out")
+	}
+	if _, err := net.DialTimeout("tcp", suite.mf.ProxyAddr, 2*time.Second); err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Errorf("a new client was not refused: %v", err)
+	}
+	if _, err := getValue(mc, "px:1"); err == nil {
+		t.Error("gomemcache got through a disabled proxy")
+	}
+	h, err := c.Health(ctx)
+	if err != nil || !h.OK || h.Proxies[0].Enabled {
+		t.Errorf("health while disabled: %+v, %v", h, err)
+	}
+	st, err := c.Stats(ctx)
+	if err != nil || st.Proxies[0].Enabled || st.Proxies[0].ConnectionsNow != 0 {
+		t.Errorf("stats while disabled: %+v, %v", st, err)
+	}
+	if sw, err := c.DisableProxy(ctx, "default"); err != nil || sw.Closed != 0 {
+		t.Errorf("disabling again: %+v, %v", sw, err)
+	}
+
+	if sw, err := c.EnableProxy(ctx, "default"); err != nil || !sw.Enabled || sw.Listen != suite.mf.ProxyAddr {
+		t.Fatalf("EnableProxy: %+v, %v", sw, err)
+	}
+	if v, err := getValue(mc, "px:1"); err != nil || v != "v" {
+		t.Errorf("get after enable: %q, %v", v, err)
+	}
+	if h, err := c.Health(ctx); err != nil || !h.Proxies[0].Enabled {
+		t.Errorf("health after enable: %+v, %v", h, err)
+	}
+
+	// Reset switches every proxy back on.
+	if _, err := c.DisableProxy(ctx, "default"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// (A new gomemcache client: the old one's pooled connection was cut.)
+	if v, err := getValue(memcacheClient(suite.mf.ProxyAddr), "px:1"); err != nil || v != "v" {
+		t.Errorf("get after reset: %q, %v", v, err)
+	}
+
+	_, err = c.DisableProxy(ctx, "nope")
+	if !errors.Is(err, mcfault.ErrNotFound) {
+		t.Errorf("unknown proxy: %v", err)
+	}
+}
+
+// A rule's InForce and NextChange, with and without a schedule.
+func TestRuleInForce(t *testing.T) {
+	c, _ := fresh(t)
+	_, err := c.AddRules(ctx, mcfault.Rule{Name: "plain", Key: []string{"nothing"}, Action: mcfault.ActionDrop})
+	need(t, "POST /rules", err)
+	r, err := c.GetRule(ctx, "plain")
+	if err != nil || !r.InForce || r.NextChange != nil {
+		t.Errorf("plain: %+v, %v", r, err)
+	}
+	if _, err := c.DisableRule(ctx, "plain"); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := c.GetRule(ctx, "plain"); err != nil || r.InForce || r.NextChange != nil {
+		t.Errorf("plain, disabled: %+v, %v", r, err)
+	}
+	if _, err := c.AddRules(ctx, mcfault.YAML("name: later\nkey: nothing\naction: drop\nschedule: {start: 3600s, duration: 1s}\n")); err != nil {
+		t.Fatal(err)
+	}
+	r, err = c.GetRule(ctx, "later")
+	if err != nil || r.InForce || r.NextChange == nil || *r.NextChange <= 59*time.Minute || *r.NextChange > time.Hour {
+		t.Errorf("later: %+v, %v", r, err)
 	}
 }

@@ -60,7 +60,7 @@ type Rule struct {
 }
 
 // RuleInfo is a rule as mcfault reports it: the rule, the proxy it is in,
-// and its counters.
+// its counters, and whether it is in force now.
 type RuleInfo struct {
 	Rule
 	Proxy string
@@ -68,6 +68,13 @@ type RuleInfo struct {
 	// rule caused. Both survive rule changes that keep the name.
 	Matched uint64
 	Fired   uint64
+	// InForce: the rule is enabled and, when it has a schedule, the
+	// schedule has it on now.
+	InForce bool
+	// NextChange is how long until InForce changes by itself (whole
+	// milliseconds, rounded up); nil when it never does: no schedule, a
+	// schedule that is over, a disabled rule.
+	NextChange *time.Duration
 }
 
 // Enabled reports whether the rule can match (the API's "enabled").
@@ -161,6 +168,8 @@ type ruleIn struct {
 	Proxy       string          `json:"proxy"`
 	Matched     uint64          `json:"matched"`
 	Fired       uint64          `json:"fired"`
+	InForce     *bool           `json:"in_force"`
+	NextChange  *int64          `json:"next_change_ms"`
 }
 
 // globs reads a glob or a list of globs.
@@ -245,7 +254,15 @@ func (r *RuleInfo) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return err
 	}
-	*r = RuleInfo{Rule: rule, Proxy: in.Proxy, Matched: in.Matched, Fired: in.Fired}
+	*r = RuleInfo{Rule: rule, Proxy: in.Proxy, Matched: in.Matched, Fired: in.Fired,
+		InForce: rule.Enabled()}
+	if in.InForce != nil { // an mcfault from before schedules has none
+		r.InForce = *in.InForce
+	}
+	if in.NextChange != nil {
+		d := time.Duration(*in.NextChange) * time.Millisecond
+		r.NextChange = &d
+	}
 	return nil
 }
 
@@ -263,6 +280,12 @@ func (r RuleInfo) MarshalJSON() ([]byte, error) {
 	m["proxy"], _ = json.Marshal(r.Proxy)
 	m["matched"], _ = json.Marshal(r.Matched)
 	m["fired"], _ = json.Marshal(r.Fired)
+	m["in_force"], _ = json.Marshal(r.InForce)
+	if r.NextChange != nil {
+		m["next_change_ms"], _ = json.Marshal(r.NextChange.Milliseconds())
+	} else {
+		m["next_change_ms"] = json.RawMessage("null")
+	}
 	return json.Marshal(m)
 }
 
@@ -336,8 +359,21 @@ type ProxyHealth struct {
 	Name              string `json:"name"`
 	Listen            string `json:"listen"`
 	Upstream          string `json:"upstream"`
+	Enabled           bool   `json:"enabled"` // false while switched off (DisableProxy)
 	UpstreamReachable bool   `json:"upstream_reachable"`
 	Error             string `json:"error,omitempty"` // why not reachable
+}
+
+// UnmarshalJSON reads a proxy of GET /health; one of an mcfault from
+// before the proxy switch is Enabled.
+func (p *ProxyHealth) UnmarshalJSON(b []byte) error {
+	type plain ProxyHealth
+	in := plain{Enabled: true}
+	if err := json.Unmarshal(b, &in); err != nil {
+		return err
+	}
+	*p = ProxyHealth(in)
+	return nil
 }
 
 // Stats is the reply of GET /stats. Counters count from the start of the
@@ -367,9 +403,22 @@ type Stats struct {
 // ProxyStats is one proxy's part of Stats.
 type ProxyStats struct {
 	Name             string      `json:"name"`
+	Enabled          bool        `json:"enabled"` // false while switched off (DisableProxy)
 	ConnectionsNow   uint64      `json:"connections_now"`
 	ConnectionsTotal uint64      `json:"connections_total"`
 	Rules            []RuleStats `json:"rules"`
+}
+
+// UnmarshalJSON reads a proxy of GET /stats; one of an mcfault from before
+// the proxy switch is Enabled.
+func (p *ProxyStats) UnmarshalJSON(b []byte) error {
+	type plain ProxyStats
+	in := plain{Enabled: true}
+	if err := json.Unmarshal(b, &in); err != nil {
+		return err
+	}
+	*p = ProxyStats(in)
+	return nil
 }
 
 // RuleStats is one rule's counters in Stats.
@@ -378,6 +427,37 @@ type RuleStats struct {
 	Enabled bool   `json:"enabled"`
 	Matched uint64 `json:"matched"`
 	Fired   uint64 `json:"fired"`
+	// InForce: enabled and, with a schedule, on now (RuleInfo.InForce).
+	InForce bool `json:"in_force"`
+}
+
+// UnmarshalJSON reads a rule of GET /stats; from an mcfault from before
+// schedules, InForce is Enabled.
+func (r *RuleStats) UnmarshalJSON(b []byte) error {
+	type plain RuleStats
+	var in struct {
+		plain
+		InForce *bool `json:"in_force"`
+	}
+	if err := json.Unmarshal(b, &in); err != nil {
+		return err
+	}
+	*r = RuleStats(in.plain)
+	r.InForce = r.Enabled
+	if in.InForce != nil {
+		r.InForce = *in.InForce
+	}
+	return nil
+}
+
+// ProxySwitch is the reply of DisableProxy and EnableProxy: the proxy's
+// state afterwards.
+type ProxySwitch struct {
+	Proxy   string `json:"proxy"`
+	Enabled bool   `json:"enabled"`
+	Listen  string `json:"listen"` // the address it listens on when enabled
+	// Closed counts the client connections a disable closed.
+	Closed int `json:"closed"`
 }
 
 // Events is the reply of GET /events.

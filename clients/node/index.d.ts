@@ -5,7 +5,8 @@
 // Rules
 
 /** A fault's kind (docs/config.md, "Actions"). */
-export type Action = 'error' | 'delay' | 'drop' | 'hang' | 'miss';
+export type Action = 'error' | 'delay' | 'drop' | 'hang' | 'miss'
+    | 'throttle' | 'slice' | 'truncate' | 'corrupt' | 'evict';
 
 /**
  * A rule as sent: the keys of a rule in the rule file (docs/config.md).
@@ -78,6 +79,30 @@ export interface Rule {
     matched: number;
     /** Faults the rule caused. */
     fired: number;
+    /** Enabled and, with a schedule, on now. */
+    in_force: boolean;
+    /** Milliseconds until in_force changes by itself; null: never. */
+    next_change_ms: number | null;
+    /** drop, truncate: how the connection closes. */
+    close?: 'fin' | 'reset';
+    /** throttle: bytes per second. */
+    rate_bps?: number;
+    /** slice: the pieces' sizes, and the pause between them. */
+    size?: { min: number; max: number };
+    interval_us?: number;
+    /** truncate: bytes kept, or a share ("50%"). */
+    keep?: number | string;
+    /** corrupt: bits flipped per value. */
+    flips?: number;
+    /** The client networks it is limited to ("10.0.0.0/8"). */
+    client?: string[];
+    /** The share of connections it applies to (below 1). */
+    connections?: number;
+    /** The data-block sizes it applies to; max_size null: no bound. */
+    min_size?: number;
+    max_size?: number | null;
+    /** When it is in force, from its first load. */
+    schedule?: { start_us: number; duration_us: number; every_us: number };
 }
 
 /** GET /rules/NAME: the rule, and the proxy that has it. */
@@ -92,6 +117,8 @@ export interface HealthProxy {
     name: string;
     listen: string;
     upstream: string;
+    /** false while switched off (disableProxy). */
+    enabled: boolean;
     upstream_reachable: boolean;
     /** Why the upstream is unreachable ("Connection refused", ...). */
     error?: string;
@@ -138,6 +165,18 @@ export interface StatsRule {
     enabled: boolean;
     matched: number;
     fired: number;
+    /** Enabled and, with a schedule, on now. */
+    in_force: boolean;
+}
+
+/** POST /proxies/NAME/disable|enable: the proxy's state afterwards. */
+export interface ProxySwitch {
+    ok: true;
+    proxy: string;
+    enabled: boolean;
+    listen: string;
+    /** disable: the client connections closed. */
+    closed?: number;
 }
 
 /** GET /stats. */
@@ -160,6 +199,8 @@ export interface StatsResult {
     faults: Record<Action, number>;
     proxies: Array<{
         name: string;
+        /** false while switched off (disableProxy). */
+        enabled: boolean;
         connections_now: number;
         connections_total: number;
         rules: StatsRule[];
@@ -359,8 +400,13 @@ export class Mcfault {
     disable(name: string, options?: CallOptions): Promise<RuleToggled>;
     /** POST /reload: re-reads the rule file. */
     reload(options?: CallOptions): Promise<RulesChanged>;
-    /** POST /reset: the rule file's rules, counters and events zeroed. */
+    /** POST /reset: the rule file's rules, every proxy on, counters and
+     * events zeroed. */
     reset(options?: CallOptions): Promise<RulesChanged>;
+    /** POST /proxies/NAME/disable: clients cut, new ones refused. */
+    disableProxy(name: string, options?: CallOptions): Promise<ProxySwitch>;
+    /** POST /proxies/NAME/enable: listening on the same port again. */
+    enableProxy(name: string, options?: CallOptions): Promise<ProxySwitch>;
     /** GET /stats. */
     stats(options?: CallOptions): Promise<StatsResult>;
     /** GET /metrics: Prometheus text. */

@@ -88,8 +88,9 @@ struct app_change *app_change_load(const char *path);
  * with several, target names it); listen/upstream, when given, must equal
  * the running ones; proxies it does not mention keep their rules. A loaded
  * file must name every running proxy, in order, with the same addresses.
- * The new tables are swapped in, keeping the counters of rules whose name
- * is unchanged; with any problem nothing changes. Counts the outcome in
+ * The new tables are swapped in, keeping the counters and schedule clocks
+ * of rules whose name is unchanged (the others' clocks start now); with
+ * any problem nothing changes. Counts the outcome in
  * stats (reloads_ok / reloads_failed) and logs one line, and each problem.
  * Returns 0, or -1 with every problem appended to *errs (when not NULL).
  */
@@ -172,12 +173,30 @@ void app_edit_free(struct app_edit *e);
  * POST /reset, second half (the first is app_change_load of the rule
  * file; ch is NULL when mcfault runs without -c): the file's rules replace
  * every proxy's as a reload does, but fresh: no counters carried, enabled
- * as the file says (without a file, no rules at all). Then every counter
- * is zeroed: stats_reset, and each proxy's connections accepted. Returns
- * 0, or APP_EINVAL with the file's problems in *errs: then nothing is
- * reset. Frees ch.
+ * as the file says (without a file, no rules at all), their schedules'
+ * clocks starting now. Every proxy switched off is switched on again
+ * (app_proxy_enable; one that cannot bind stays off, logged). Then every
+ * counter is zeroed: stats_reset, and each proxy's connections accepted.
+ * Returns 0, or APP_EINVAL with the file's problems in *errs: then nothing
+ * is reset. Frees ch.
  */
 int app_reset(struct app *a, struct app_change *ch, struct config_errors *errs);
+
+/*
+ * POST /proxies/NAME/disable: switches ap off (Toxiproxy's enabled:
+ * false): px.disabled is set, its listening socket closed (new clients
+ * are refused) and every client connection of it closed at once. Does
+ * nothing when it is off already. Returns the connections closed.
+ */
+size_t app_proxy_disable(struct app *a, struct app_proxy *ap);
+
+/*
+ * POST /proxies/NAME/enable: binds ap's listening address again (the port
+ * it had, also one the kernel chose) and accepts again. Returns 0 (also
+ * when it was on), or -1 with errno set and the proxy still off:
+ * EADDRINUSE and the like from the bind, ESHUTDOWN while mcfault stops.
+ */
+int app_proxy_enable(struct app *a, struct app_proxy *ap);
 
 /* Frees the proxies: listeners, connections, tables. */
 void app_free(struct app *a);

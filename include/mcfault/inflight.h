@@ -39,14 +39,23 @@ enum inflight_type {
 
 struct inflight_entry {
     uint8_t type;
-    uint8_t kind;        /* IF_ONE: enum proto_reply */
-    uint8_t strip : 1;   /* IF_BARRIER: the proxy sent it; strip its MN */
-    uint8_t swallow : 1; /* IF_ONE, IF_GROUP: discard the reply */
-    uint8_t shape : 1;   /* IF_ONE, IF_GROUP: the reply goes through
-                            shape.c (its spec is next in the fx queue) */
-    uint8_t rst : 1;     /* IF_DROP: close with a reset */
-    uint8_t op;          /* IF_ONE: enum proto_op, for its latency */
-    uint32_t len;        /* IF_LOCAL: reply bytes */
+    uint8_t kind; /* IF_ONE: enum proto_reply */
+    union {
+        struct {
+            uint8_t strip : 1;   /* IF_BARRIER: the proxy sent it; strip its
+                                    MN */
+            uint8_t swallow : 1; /* IF_ONE, IF_GROUP: discard the reply */
+            uint8_t shape : 1;   /* IF_ONE, IF_GROUP: the reply goes through
+                                    shape.c (its spec is next in the fx
+                                    queue) */
+            uint8_t rst : 1;     /* IF_DROP: close with a reset */
+        };
+        /* All of them at once: on a ONE or GROUP, nonzero when its reply
+         * does not simply go on (swallow or shape), in one test. */
+        uint8_t marks;
+    };
+    uint8_t op;     /* IF_ONE: enum proto_op, for its latency */
+    uint32_t len;   /* IF_LOCAL: reply bytes */
     uint64_t until; /* IF_DELAY: monotonic microseconds to wait for; IF_ONE:
                        when it was forwarded (the loop's clock), 0 unknown */
 };

@@ -48,6 +48,26 @@ void listener_set_max_connections(size_t max, size_t nlisteners);
 struct listener *listener_create(struct proxy *px,
                                  const struct addr_spec *spec);
 
+/*
+ * Closes the listening socket (a proxy switched off): new clients are
+ * refused by the kernel, those waiting in its backlog reset, a client held
+ * back for want of descriptors closed. The listener keeps the address it
+ * bound. Stopping a stopped listener does nothing.
+ */
+void listener_stop(struct listener *l);
+
+/*
+ * Binds the address the listener bound at its creation again (the port
+ * the kernel chose, when port 0 was asked) and accepts again. Returns 0
+ * (also when it is listening already), or -1 with errno set (EADDRINUSE:
+ * someone took the port meanwhile) and the reason logged; it then stays
+ * stopped.
+ */
+int listener_start(struct listener *l);
+
+/* The address l binds, as "host:port" / "[v6]:port", into buf. */
+const char *listener_address(const struct listener *l, char *buf, size_t size);
+
 /* Stops accepting and frees the listener (a client held back for want of
  * descriptors is closed). */
 void listener_destroy(struct listener *l);

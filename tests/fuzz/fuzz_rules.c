@@ -108,12 +108,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             toks[k].len = (uint32_t)l;
             used += l;
         }
-        struct rules_subject s = {ops[o & 7].op,
-                                  ops[o & 7].name,
-                                  strlen(ops[o & 7].name),
-                                  toks,
-                                  base,
-                                  nk};
+        struct rules_subject s = {.op = ops[o & 7].op,
+                                  .name = ops[o & 7].name,
+                                  .name_len = strlen(ops[o & 7].name),
+                                  .keys = toks,
+                                  .key_base = base,
+                                  .nkeys = nk,
+                                  .data_len = -1};
         long want = -1;
         for (int i = 0; i < nr && want < 0; i++) {
             const struct rule *x = rules_at(t, (size_t)i);

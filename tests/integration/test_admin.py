@@ -218,7 +218,7 @@ class AdminApiTest(unittest.TestCase):
         self.assertEqual(doc['proxies'], [{
             'name': 'default',
             'listen': '127.0.0.1:%d' % self.mcfault.port,
-            'upstream': '127.0.0.1:%d' % self.up.port,
+            'upstream': '127.0.0.1:%d' % self.up.port, 'enabled': True,
             'upstream_reachable': True}])
 
     def test_get_rules_as_loaded(self):
@@ -233,14 +233,15 @@ class AdminApiTest(unittest.TestCase):
             'message': 'SERVER_ERROR out of memory storing object',
             'probability': 1, 'after': 0, 'limit': 0, 'forward': False,
             'enabled': True, 'matched': oom['matched'],
-            'fired': oom['fired']})
+            'fired': oom['fired'], 'in_force': True, 'next_change_ms': None})
         # Bytes outside printable ASCII come back as \u00XX escapes.
         self.assertEqual(slow, {
             'name': 'slow', 'command': ['get', 'mg'],
             'key': ['slow:*', 'q"\x01*'], 'action': 'delay',
             'delay_us': 5000, 'jitter_us': 2000, 'probability': 0.125,
             'after': 3, 'limit': 7, 'forward': True, 'enabled': False,
-            'matched': 0, 'fired': 0})
+            'matched': 0, 'fired': 0, 'in_force': False,
+            'next_change_ms': None})
         st, hdrs, data = http_req(self.admin, 'GET', '/rules')
         self.assertIn(b'"q\\"\\u0001*"', data)
 
@@ -435,7 +436,9 @@ class AdminApiTest(unittest.TestCase):
         self.assertRegex(s0['version'], r'^\d+\.\d+\.\d+')
         self.assertIsInstance(s0['uptime_seconds'], int)
         self.assertEqual(set(s0['faults']),
-                         {'error', 'delay', 'drop', 'hang', 'miss'})
+                         {'error', 'delay', 'drop', 'hang', 'miss',
+                          'throttle', 'slice', 'truncate', 'corrupt',
+                          'evict'})
         self.assertEqual(types['mcfault_commands_total'], 'counter')
         self.assertEqual(types['mcfault_connections'], 'gauge')
 

@@ -124,7 +124,8 @@ message: SERVER_ERROR posted
             'name': 'posted', 'command': ['set'], 'key': ['post:*'],
             'action': 'error', 'message': 'SERVER_ERROR posted',
             'probability': 1, 'after': 0, 'limit': 0, 'forward': False,
-            'enabled': True, 'matched': 0, 'fired': 0})
+            'enabled': True, 'matched': 0, 'fired': 0, 'in_force': True,
+            'next_change_ms': None})
         # In force on the next command, through a real client connection.
         self.assertEqual(cmd(self.mcfault.port, set_cmd('post:1')),
                          b'SERVER_ERROR posted\r\n')

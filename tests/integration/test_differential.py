@@ -2,10 +2,13 @@
 # fresh memcached directly and to another fresh memcached through mcfault;
 # the reply bytes must be identical.
 
+import json
 import random
 import time
 import unittest
+import urllib.request
 
+import faultkit
 import harness
 import mcgen
 
@@ -155,6 +158,98 @@ class DifferentialTest(unittest.TestCase):
         for c, d, p in zip(cases, out['direct'], out['mcfault']):
             self.assertTrue(d.endswith(b'MN\r\n'), 'direct %r -> %r' % (c, d))
             self.assertEqual(d, p, 'request %r' % c[:300])
+
+
+# Every newer action and targeting key, in rules that can never fire on the
+# oracle's traffic: keys no generated command has, client networks the
+# tests never connect from, schedules that start in an hour, connection
+# shares combined with one of those. Each command is tried against all of
+# them (none matches, so none stops the search).
+NEVER_FIRING_RULES = """
+seed: 99
+rules:
+  - {name: nf-drop-reset, key: "never-matches:*", action: drop,
+     close: reset}
+  - {name: nf-drop-fwd, action: drop, forward: true, close: fin,
+     client: 10.255.0.0/16}
+  - {name: nf-throttle, key: "never-matches:*", action: throttle,
+     rate: 1KiB/s}
+  - {name: nf-throttle-sched, action: throttle, rate: 512B/s,
+     schedule: {start: 3600s, duration: 10s, every: 7200s}}
+  - {name: nf-slice, action: slice, size: 1-4, interval: 5ms,
+     client: [10.255.0.0/16, "fd00::/8"]}
+  - {name: nf-slice-fixed, key: "never-matches:*", action: slice,
+     size: 16}
+  - {name: nf-truncate, action: truncate, keep: 50%, close: reset,
+     schedule: {start: 3600s}}
+  - {name: nf-truncate-bytes, key: "never-matches:*", action: truncate,
+     keep: 10}
+  - {name: nf-corrupt, action: corrupt, flips: 3, connections: 25%,
+     client: 10.255.0.1}
+  - {name: nf-corrupt-sized, command: [set, ms], key: "never-matches:*",
+     action: corrupt, min_size: 1, max_size: 1MiB}
+  - {name: nf-evict, key: ["never-matches:*", "never-matches-either:*"],
+     action: evict}
+  - {name: nf-evict-conns, action: evict, connections: 0.5,
+     schedule: {start: 3600s, duration: 1s}}
+  - {name: nf-error, action: error, message: SERVER_ERROR never,
+     client: "10.255.0.0/16"}
+  - {name: nf-delay, action: delay, delay: 1s, schedule: {start: 3600s}}
+  - {name: nf-hang, action: hang, min_size: 1, client: 10.255.0.0/16}
+  - {name: nf-miss, command: [get, mg], action: miss,
+     schedule: {start: 3600s}}
+  - {name: nf-connect-drop, command: connect, action: drop, close: reset,
+     client: 10.255.0.0/16}
+  - {name: nf-connect-delay, command: connect, action: delay, delay: 2s,
+     schedule: {start: 3600s}}
+  - {name: nf-connect-hang, command: connect, action: hang,
+     client: "fd00::/8"}
+  - {name: nf-connect-error, command: connect, action: error,
+     connections: 10%, schedule: {start: 3600s}}
+"""
+
+
+class DifferentialNeverFiringRulesTest(unittest.TestCase):
+    """The same oracle through an mcfault with NEVER_FIRING_RULES loaded:
+    rules that are checked on every command (and connection) but never
+    fire change no byte. Afterwards the admin API must show that no rule
+    matched or fired."""
+
+    run_differential = DifferentialTest.run_differential
+    fresh_upstream = DifferentialTest.fresh_upstream
+    test_unpipelined_edge_cases = \
+        DifferentialTest.test_unpipelined_edge_cases
+
+    @classmethod
+    def setUpClass(cls):
+        cls.upstream_port = harness.free_port()
+        cls.admin_port = harness.free_port()
+        cfg = faultkit.write_class_file(cls, NEVER_FIRING_RULES)
+        cls.mcfault = harness.start_mcfault_for_class(
+            cls, cls.upstream_port,
+            ['-c', cfg, '--admin', '127.0.0.1:%d' % cls.admin_port])
+
+    def tearDown(self):
+        harness.wait_port(self.admin_port, 10, what='the admin API')
+        with urllib.request.urlopen('http://127.0.0.1:%d/rules'
+                                    % self.admin_port, timeout=10) as r:
+            body = json.loads(r.read().decode())
+        rules = [rule for p in body['proxies'] for rule in p['rules']]
+        self.assertEqual(len(rules), 20, body)
+        hit = [(r['name'], r['matched'], r['fired']) for r in rules
+               if r['matched'] or r['fired']]
+        self.assertEqual(hit, [], 'rules that should never match did')
+        self.assertTrue(self.mcfault.alive())
+
+    def test_seed_11(self):
+        self.run_differential(11, 1500)
+
+    def test_large_values(self):
+        self.run_differential(78, 100, big=True, timeout=120.0)
+
+    def test_tiny_pieces(self):
+        self.run_differential(4343, 800, max_piece=16, sleep_prob=0.002,
+                              small=True)
 
 
 if __name__ == '__main__':

@@ -64,11 +64,11 @@ export class TimeoutError extends McfaultError {}
 // ------------------------------------------------------------------------
 // Helpers
 
-// A rule name as one path segment: every byte but unreserved ones
-// escaped, '/' included (mcfault decodes the segment).
-function segment(name) {
+// A rule (or proxy: what) name as one path segment: every byte but
+// unreserved ones escaped, '/' included (mcfault decodes the segment).
+function segment(name, what = 'rule') {
     if (typeof name !== 'string' || name === '') {
-        throw new TypeError('a rule name must be a non-empty string');
+        throw new TypeError(`a ${what} name must be a non-empty string`);
     }
     return encodeURIComponent(name);
 }
@@ -402,10 +402,30 @@ export class Mcfault {
         return this.#call('POST', '/reload', opts, { ruleChange: true });
     }
 
-    /** POST /reset: the rule file's rules, every counter and the event
-     * ring as at a fresh start. */
+    /** POST /reset: the rule file's rules, every proxy on, every counter
+     * and the event ring as at a fresh start. */
     async reset(opts = {}) {
         return this.#call('POST', '/reset', opts, { ruleChange: true });
+    }
+
+    /**
+     * POST /proxies/NAME/disable: switches a whole proxy off, as if its
+     * memcached went away: every client connection of it is closed at
+     * once (`closed` counts them) and new ones are refused until
+     * enableProxy() or reset(). Idempotent; NotFoundError for no such
+     * proxy.
+     */
+    async disableProxy(name, opts = {}) {
+        return this.#call('POST',
+            `/proxies/${segment(name, 'proxy')}/disable`, opts);
+    }
+
+    /** POST /proxies/NAME/enable: the proxy listens on the same address
+     * and port again. Idempotent; McfaultError with status 409 when the
+     * port was taken meanwhile (the proxy stays off). */
+    async enableProxy(name, opts = {}) {
+        return this.#call('POST',
+            `/proxies/${segment(name, 'proxy')}/enable`, opts);
     }
 
     /** GET /stats: counters. */

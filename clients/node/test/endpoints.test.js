@@ -41,6 +41,7 @@ describe('admin endpoints', () => {
         const p = h.proxies[0];
         assert.equal(p.name, 'default');
         assert.equal(p.upstream_reachable, true);
+        assert.equal(p.enabled, true);
         assert.equal(p.listen, `127.0.0.1:${ctx.mcfault.port}`);
         assert.equal(p.upstream, `127.0.0.1:${ctx.memcached.port}`);
     });
@@ -54,12 +55,14 @@ describe('admin endpoints', () => {
             name: 'file-miss', command: ['get'], key: ['file:*'],
             action: 'miss', probability: 1, after: 0, limit: 0,
             forward: false, enabled: true, matched: 0, fired: 0,
+            in_force: true, next_change_ms: null,
         });
         assert.deepEqual(slow, {
             name: 'file-slow', command: ['get', 'mg'], key: ['slow:*'],
             action: 'delay', delay_us: 5000, jitter_us: 2000,
             probability: 0.5, after: 3, limit: 7, forward: true,
             enabled: false, matched: 0, fired: 0,
+            in_force: false, next_change_ms: null,
         });
         assert.deepEqual(await ctx.mc.rules({ proxy: 'default' }), r);
         await assert.rejects(ctx.mc.rules({ proxy: 'nope' }),

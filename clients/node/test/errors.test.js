@@ -36,12 +36,14 @@ describe('errors from a running mcfault', () => {
         assert.equal(e.reason, 'invalid rules');
         assert.equal(e.method, 'PUT');
         assert.equal(e.path, '/rules');
-        assert.deepEqual(e.problems, [
-            "body:2:5: rule 'x': action delay needs 'delay'",
+        // (The list of known keys grows with the rule file's schema.)
+        assert.equal(e.problems.length, 2);
+        assert.equal(e.problems[0],
+            "body:2:5: rule 'x': action delay needs 'delay'");
+        assert.ok(e.problems[1].startsWith(
             "body:4:5: unknown key 'delya' in rule (known: name, command, " +
             'key, action, message, delay, jitter, probability, after, ' +
-            'limit, forward, enabled)',
-        ]);
+            'limit, forward, enabled'), e.problems[1]);
         assert.equal(e.body.error, 'invalid rules');
         assert.match(e.message,
             /^PUT \/rules: 400 invalid rules:\n {2}body:2:5/);

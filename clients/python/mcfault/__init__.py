@@ -14,16 +14,16 @@ mcfault.pytest_plugin; mcfault.process starts an mcfault beside a suite.
 from .client import (DEFAULT_TIMEOUT, DEFAULT_URL, ApiError,
                      ConnectionFailed, Document, Event, Events, Fault,
                      Health, Mcfault, McfaultError, NotFound, ProxyHealth,
-                     ProxyStats, Rule, RuleChange, RuleError, RuleSpec,
-                     RuleStats, Stats, Timeout, UpstreamError, UpstreamReply,
-                     UpstreamTimeout)
+                     ProxyStats, ProxySwitch, Rule, RuleChange, RuleError,
+                     RuleSpec, RuleStats, Stats, Timeout, UpstreamError,
+                     UpstreamReply, UpstreamTimeout)
 
 __version__ = '0.1.0'
 
 __all__ = [
     'Mcfault', 'Fault', 'DEFAULT_URL', 'DEFAULT_TIMEOUT',
     'Rule', 'RuleChange', 'Event', 'Events', 'Stats', 'ProxyStats',
-    'RuleStats', 'Health', 'ProxyHealth', 'UpstreamReply',
+    'RuleStats', 'Health', 'ProxyHealth', 'ProxySwitch', 'UpstreamReply',
     'McfaultError', 'ApiError', 'RuleError', 'NotFound', 'UpstreamError',
     'UpstreamTimeout', 'ConnectionFailed', 'Timeout',
     'RuleSpec', 'Document',

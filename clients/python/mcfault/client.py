@@ -17,7 +17,7 @@ from typing import (Any, Dict, Iterable, Iterator, List, Mapping, Optional,
 __all__ = [
     'Mcfault', 'Fault',
     'Rule', 'RuleChange', 'Event', 'Events', 'Stats', 'ProxyStats',
-    'RuleStats', 'Health', 'ProxyHealth', 'UpstreamReply',
+    'RuleStats', 'Health', 'ProxyHealth', 'ProxySwitch', 'UpstreamReply',
     'McfaultError', 'ApiError', 'RuleError', 'NotFound', 'UpstreamError',
     'UpstreamTimeout', 'ConnectionFailed', 'Timeout',
     'RuleSpec', 'Document',
@@ -33,7 +33,9 @@ UPSTREAM_STATS_SUBS = ('items', 'slabs', 'settings', 'conns', 'sizes')
 
 # A rule as the rule file writes it: a mapping of the rule keys
 # (name, command, key, action, message, delay, jitter, probability, after,
-# limit, forward, enabled), or a Rule read back from the API.
+# limit, forward, enabled, and the newer ones of docs/config.md: close,
+# rate, size, interval, keep, flips, client, connections, min_size,
+# max_size, schedule), or a Rule read back from the API.
 RuleSpec = Union[Mapping[str, Any], 'Rule']
 # A rule document: a mapping ({"rules": [...]} or {"proxies": [...]}), a
 # list of rules, or YAML/JSON text.
@@ -135,8 +137,11 @@ class Rule:
     """A rule in force, as GET /rules and GET /rules/NAME show it.
 
     delay_us and jitter_us are set for action "delay", message for
-    "error". proxy names the proxy that holds it. raw is the JSON object
-    as received (fields added to the API later are there)."""
+    "error". proxy names the proxy that holds it. in_force: enabled and,
+    with a schedule, on now; next_change_ms: milliseconds until in_force
+    next changes by itself (None: never). raw is the JSON object as
+    received: the other actions' parameters and the targeting fields
+    (close, rate_bps, size, keep, schedule, client, ...) are there."""
 
     name: str
     action: str
@@ -153,6 +158,8 @@ class Rule:
     matched: int = 0
     fired: int = 0
     proxy: Optional[str] = None
+    in_force: bool = True
+    next_change_ms: Optional[int] = None
     raw: Dict[str, Any] = field(default_factory=dict, repr=False,
                                 compare=False)
 
@@ -180,17 +187,25 @@ class Rule:
             matched=_int(d, 'matched'),
             fired=_int(d, 'fired'),
             proxy=d.get('proxy', proxy),
+            # An mcfault from before schedules: in force when enabled.
+            in_force=bool(d.get('in_force', d.get('enabled', True))),
+            next_change_ms=(int(d['next_change_ms'])
+                            if d.get('next_change_ms') is not None
+                            else None),
             raw=dict(d),
         )
 
     def to_spec(self) -> Dict[str, Any]:
         """The rule in the rule file's schema (what POST /rules takes):
         add_rule(rule.to_spec()) puts back a rule that was removed.
-        Counters are not part of it."""
+        Counters are not part of it; the newer actions' parameters and
+        the targeting keys (schedule, client, ...) are, from raw."""
         spec: Dict[str, Any] = {
             'name': self.name, 'command': list(self.command),
-            'key': list(self.key), 'action': self.action,
+            'action': self.action,
         }
+        if [c.lower() for c in self.command] != ['connect']:
+            spec['key'] = list(self.key)  # a connect rule takes no key
         if self.message is not None:
             spec['message'] = self.message
         if self.delay_us is not None:
@@ -201,7 +216,41 @@ class Rule:
                     limit=self.limit, enabled=self.enabled)
         if self.forward:
             spec['forward'] = True
+        spec.update(_spec_extras(self.raw))
         return spec
+
+
+def _spec_extras(raw: Mapping[str, Any]) -> Dict[str, Any]:
+    """The rule file's keys for what GET /rules reports beyond the classic
+    fields (docs/admin-api.md): close, rate_bps, size, interval_us, keep,
+    flips, client, connections, min_size, max_size, schedule."""
+    spec: Dict[str, Any] = {}
+    if raw.get('close') is not None:
+        spec['close'] = raw['close']
+    if raw.get('rate_bps') is not None:
+        spec['rate'] = '%d/s' % int(raw['rate_bps'])
+    size = raw.get('size')
+    if isinstance(size, Mapping):
+        spec['size'] = '%d-%d' % (int(size['min']), int(size['max']))
+    if raw.get('interval_us') is not None:
+        spec['interval'] = '%dus' % int(raw['interval_us'])
+    if raw.get('keep') is not None:
+        spec['keep'] = raw['keep']  # bytes, or "50%"
+    if raw.get('flips') is not None:
+        spec['flips'] = int(raw['flips'])
+    if raw.get('client') is not None:
+        spec['client'] = list(raw['client'])
+    if raw.get('connections') is not None:
+        spec['connections'] = raw['connections']
+    if raw.get('min_size') is not None:
+        spec['min_size'] = int(raw['min_size'])
+    if raw.get('max_size') is not None:
+        spec['max_size'] = int(raw['max_size'])
+    sched = raw.get('schedule')
+    if isinstance(sched, Mapping):
+        spec['schedule'] = {k: '%dus' % int(sched.get(k + '_us', 0))
+                            for k in ('start', 'duration', 'every')}
+    return spec
 
 
 @dataclass
@@ -278,6 +327,7 @@ class RuleStats:
     enabled: bool
     matched: int
     fired: int
+    in_force: bool = True
 
 
 @dataclass
@@ -286,6 +336,7 @@ class ProxyStats:
     connections_now: int
     connections_total: int
     rules: List[RuleStats]
+    enabled: bool = True  # False while switched off (disable_proxy)
 
 
 @dataclass
@@ -324,8 +375,11 @@ class Stats:
             connections_total=_int(p, 'connections_total'),
             rules=[RuleStats(str(r.get('name', '')),
                              bool(r.get('enabled', True)),
-                             _int(r, 'matched'), _int(r, 'fired'))
-                   for r in p.get('rules', [])])
+                             _int(r, 'matched'), _int(r, 'fired'),
+                             bool(r.get('in_force',
+                                        r.get('enabled', True))))
+                   for r in p.get('rules', [])],
+            enabled=bool(p.get('enabled', True)))
             for p in d.get('proxies', [])]
         return cls(version=str(d.get('version', '')),
                    commands={str(k): int(v)
@@ -343,6 +397,7 @@ class ProxyHealth:
     upstream: str
     upstream_reachable: bool
     error: Optional[str] = None
+    enabled: bool = True  # False while switched off (disable_proxy)
 
 
 @dataclass
@@ -355,6 +410,23 @@ class Health:
 
     def __bool__(self) -> bool:
         return self.ok
+
+
+@dataclass
+class ProxySwitch:
+    """POST /proxies/NAME/disable or /enable: the proxy's state
+    afterwards. closed: the client connections a disable closed."""
+
+    proxy: str
+    enabled: bool
+    listen: str
+    closed: int = 0
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> 'ProxySwitch':
+        return cls(proxy=str(d.get('proxy', '')),
+                   enabled=bool(d.get('enabled')),
+                   listen=str(d.get('listen', '')), closed=_int(d, 'closed'))
 
 
 @dataclass
@@ -485,9 +557,9 @@ class Mcfault:
                 'application/json')
 
     @staticmethod
-    def _name(name: str) -> str:
+    def _name(name: str, what: str = 'rule') -> str:
         if not name:
-            raise ValueError('a rule name cannot be empty')
+            raise ValueError('a %s name cannot be empty' % what)
         return urllib.parse.quote(name, safe='')
 
     # -- rules -------------------------------------------------------------
@@ -564,8 +636,9 @@ class Mcfault:
 
     def reset(self) -> RuleChange:
         """POST /reset: back to a fresh start without a restart: the rule
-        file's rules (none without -c), every counter and the event ring
-        zeroed. RuleError when the rule file has problems (nothing reset)."""
+        file's rules (none without -c), every proxy switched on, every
+        counter and the event ring zeroed. RuleError when the rule file has
+        problems (nothing reset)."""
         return RuleChange.from_json(self._call('POST', '/reset'))
 
     def fault(self, *rules: Union[RuleSpec, Iterable[RuleSpec]],
@@ -592,6 +665,25 @@ class Mcfault:
                 s['name'] = 'fault-' + uuid.uuid4().hex[:8]
         return Fault(self, specs, proxy)
 
+    # -- proxies -----------------------------------------------------------
+
+    def disable_proxy(self, name: str) -> ProxySwitch:
+        """POST /proxies/NAME/disable: switch a whole proxy off, as if its
+        memcached went away: every client connection of it is closed at
+        once (.closed counts them) and new ones are refused until
+        enable_proxy (or reset). Idempotent. NotFound when there is no
+        proxy of that name."""
+        return ProxySwitch.from_json(self._call(
+            'POST', '/proxies/%s/disable' % self._name(name, 'proxy')))
+
+    def enable_proxy(self, name: str) -> ProxySwitch:
+        """POST /proxies/NAME/enable: the proxy listens again, on the same
+        address and port. Idempotent. ApiError 409 when the port was
+        taken meanwhile (the proxy stays off); NotFound for no such
+        proxy."""
+        return ProxySwitch.from_json(self._call(
+            'POST', '/proxies/%s/enable' % self._name(name, 'proxy')))
+
     # -- observing ---------------------------------------------------------
 
     def health(self) -> Health:
@@ -603,7 +695,8 @@ class Mcfault:
                         listen=str(p.get('listen', '')),
                         upstream=str(p.get('upstream', '')),
                         upstream_reachable=bool(p.get('upstream_reachable')),
-                        error=p.get('error'))
+                        error=p.get('error'),
+                        enabled=bool(p.get('enabled', True)))
             for p in d.get('proxies', [])])
 
     def stats(self) -> Stats:

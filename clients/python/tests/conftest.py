@@ -196,6 +196,7 @@ def api(server: McfaultProcess) -> Set[str]:
         'reset': ('GET', '/reset'),
         'upstream_command': ('GET', '/upstream/command'),
         'upstream_stats': ('GET', '/upstream/stats'),
+        'proxy_switch': ('GET', '/proxies/probe/disable'),  # 405: POST
     }
     return {name for name, (m, p) in probes.items()
             if _exists(server, m, p)}

@@ -25,9 +25,15 @@ public record Health(boolean ok, List<Proxy> proxies) {
      * @param upstream          its memcached
      * @param upstreamReachable a TCP connect to the upstream succeeded within 1 s
      * @param error             why not ("Connection refused", ...), else null
+     * @param enabled           false while switched off ({@link Mcfault#disableProxy})
      */
     public record Proxy(String name, String listen, String upstream, boolean upstreamReachable,
-            String error) {
+            String error, boolean enabled) {
+        /** A proxy that is switched on. */
+        public Proxy(String name, String listen, String upstream, boolean upstreamReachable,
+                String error) {
+            this(name, listen, upstream, upstreamReachable, error, true);
+        }
     }
 
     static Health fromReply(Map<String, Object> m) {
@@ -35,7 +41,7 @@ public record Health(boolean ok, List<Proxy> proxies) {
         for (Map<String, Object> p : Wire.objects(m, "proxies")) {
             proxies.add(new Proxy(Wire.str(p, "name"), Wire.str(p, "listen"),
                     Wire.str(p, "upstream"), Wire.bool(p, "upstream_reachable"),
-                    Wire.optStr(p, "error")));
+                    Wire.optStr(p, "error"), Wire.optBool(p, "enabled", true)));
         }
         return new Health(Wire.bool(m, "ok"), proxies);
     }

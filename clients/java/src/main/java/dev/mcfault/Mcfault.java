@@ -319,12 +319,43 @@ public final class Mcfault {
 
     /**
      * {@code POST /reset}: back to a fresh start without a restart: the rule
-     * file's rules (none without {@code -c}), every counter zeroed, the event
-     * sequence restarted. Returns the rules in force. A bad rule file:
-     * {@link RuleRejectedException}, and nothing is reset.
+     * file's rules (none without {@code -c}), every proxy switched on, every
+     * counter zeroed, the event sequence restarted. Returns the rules in
+     * force. A bad rule file: {@link RuleRejectedException}, and nothing is
+     * reset.
      */
     public int reset() {
         return count(call("POST", "/reset", null, null, null, Kind.RULES), "rules");
+    }
+
+    /**
+     * {@code POST /proxies/NAME/disable}: switch a whole proxy off, as if its
+     * memcached went away: every client connection of it is closed at once
+     * ({@link ProxySwitch#closed()} counts them) and new ones are refused
+     * until {@link #enableProxy} or {@link #reset()}. Switching off a proxy
+     * that is off is no error. {@link NotFoundException} when there is no
+     * proxy of that name.
+     */
+    public ProxySwitch disableProxy(String name) {
+        return switchProxy(name, "disable");
+    }
+
+    /**
+     * {@code POST /proxies/NAME/enable}: the proxy listens on the same
+     * address and port again. A {@link McfaultException} with status 409 when
+     * the port was taken meanwhile (the proxy stays off);
+     * {@link NotFoundException} when there is no proxy of that name.
+     */
+    public ProxySwitch enableProxy(String name) {
+        return switchProxy(name, "enable");
+    }
+
+    private ProxySwitch switchProxy(String name, String what) {
+        if (name == null || name.isEmpty()) {
+            throw new IllegalArgumentException("a proxy name cannot be empty");
+        }
+        return ProxySwitch.fromReply(call("POST", "/proxies/" + Wire.encode(name) + "/" + what,
+                null, null, null, Kind.PLAIN));
     }
 
     /** {@code GET /stats}: the counters. */

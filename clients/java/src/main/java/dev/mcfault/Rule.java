@@ -21,9 +21,17 @@ import java.util.Objects;
  *
  * <p>A rule is immutable; each {@code with*} returns a copy. mcfault checks the
  * rule when it is sent: a bad one is a {@link RuleRejectedException} whose
- * problems name the key. {@code matched}, {@code fired} and {@code proxy} are
- * only read back (0, 0 and null on a rule built here); {@code proxy} is set
- * on the rules that {@link Mcfault#rules()} and {@link Mcfault#getRule} return.
+ * problems name the key. {@code matched}, {@code fired}, {@code proxy},
+ * {@code inForce} and {@code nextChange} are only read back (0, 0, null,
+ * {@code enabled} and null on a rule built here, or changed with a
+ * {@code with*} method); {@code proxy} is set on the rules that
+ * {@link Mcfault#rules()} and {@link Mcfault#getRule} return.
+ *
+ * <p>Rules of the newer actions (throttle, slice, truncate, corrupt, evict),
+ * and rules with targeting or a schedule, are read back with their action,
+ * but those parameters are not part of this record: send such rules as
+ * YAML ({@link Mcfault#addRulesYaml}).
+
  *
  * @param name        unique within its proxy; null lets mcfault name it {@code rule-N}
  * @param command     command-name globs; {@code ["*"]} matches every command
@@ -40,10 +48,14 @@ import java.util.Objects;
  * @param matched     commands whose globs matched (read back only)
  * @param fired       faults the rule caused (read back only)
  * @param proxy       the proxy the rule belongs to (read back only)
+ * @param inForce     enabled and, with a schedule, on now (read back only)
+ * @param nextChange  how long until {@code inForce} changes by itself, null when it never
+ *                    does (read back only)
  */
 public record Rule(String name, List<String> command, List<String> key, Action action,
         String message, Duration delay, Duration jitter, double probability, long after,
-        long limit, boolean forward, boolean enabled, long matched, long fired, String proxy) {
+        long limit, boolean forward, boolean enabled, long matched, long fired, String proxy,
+        boolean inForce, Duration nextChange) {
 
     private static final List<String> ANY = List.of("*");
 
@@ -58,7 +70,17 @@ public record Rule(String name, List<String> command, List<String> key, Action a
         /** Never answer on this connection. */
         HANG,
         /** Retrievals answer matching keys as misses. */
-        MISS;
+        MISS,
+        /** The reply reaches the client at a rate (read back; send as YAML). */
+        THROTTLE,
+        /** The reply reaches the client in pieces (read back; send as YAML). */
+        SLICE,
+        /** The reply is cut short, then the connection closes (read back; send as YAML). */
+        TRUNCATE,
+        /** Bits of values are flipped (read back; send as YAML). */
+        CORRUPT,
+        /** The matching keys are deleted first (read back; send as YAML). */
+        EVICT;
 
         /** The name in rule documents and replies: "error", "delay", ... */
         public String wireName() {
@@ -74,6 +96,18 @@ public record Rule(String name, List<String> command, List<String> key, Action a
             }
             throw new IllegalArgumentException("unknown action '" + s + "'");
         }
+    }
+
+    /**
+     * A rule without read-back state: in force when enabled, as far as this
+     * side knows.
+     */
+    public Rule(String name, List<String> command, List<String> key, Action action,
+            String message, Duration delay, Duration jitter, double probability, long after,
+            long limit, boolean forward, boolean enabled, long matched, long fired,
+            String proxy) {
+        this(name, command, key, action, message, delay, jitter, probability, after, limit,
+                forward, enabled, matched, fired, proxy, enabled, null);
     }
 
     /** Checks the shape; mcfault checks the meaning. */
@@ -236,7 +270,11 @@ public record Rule(String name, List<String> command, List<String> key, Action a
                 delay, jitter, Wire.dbl(m, "probability"), Wire.lng(m, "after"),
                 Wire.lng(m, "limit"), Wire.bool(m, "forward"), Wire.bool(m, "enabled"),
                 Wire.lng(m, "matched"), Wire.lng(m, "fired"),
-                proxy != null ? proxy : Wire.optStr(m, "proxy"));
+                proxy != null ? proxy : Wire.optStr(m, "proxy"),
+                // An mcfault from before schedules: in force when enabled.
+                Wire.optBool(m, "in_force", Wire.bool(m, "enabled")),
+                m.get("next_change_ms") == null ? null
+                        : Duration.ofMillis(Wire.lng(m, "next_change_ms")));
     }
 
     private static List<String> globs(String... globs) {

@@ -36,16 +36,35 @@ public record Stats(String version, long uptimeSeconds, long rules, long connect
         return faults.getOrDefault(action, 0L);
     }
 
-    /** One proxy's connections and rule counters. */
+    /**
+     * One proxy's connections and rule counters.
+     *
+     * @param enabled false while switched off ({@link Mcfault#disableProxy})
+     */
     public record Proxy(String name, long connectionsNow, long connectionsTotal,
-            List<RuleCounters> rules) {
+            List<RuleCounters> rules, boolean enabled) {
         public Proxy {
             rules = List.copyOf(rules);
         }
+
+        /** A proxy that is switched on. */
+        public Proxy(String name, long connectionsNow, long connectionsTotal,
+                List<RuleCounters> rules) {
+            this(name, connectionsNow, connectionsTotal, rules, true);
+        }
     }
 
-    /** One rule's counters. */
-    public record RuleCounters(String name, boolean enabled, long matched, long fired) {
+    /**
+     * One rule's counters.
+     *
+     * @param inForce enabled and, with a schedule, on now
+     */
+    public record RuleCounters(String name, boolean enabled, long matched, long fired,
+            boolean inForce) {
+        /** A rule without a schedule: in force when enabled. */
+        public RuleCounters(String name, boolean enabled, long matched, long fired) {
+            this(name, enabled, matched, fired, enabled);
+        }
     }
 
     static Stats fromReply(Map<String, Object> m) {
@@ -53,11 +72,14 @@ public record Stats(String version, long uptimeSeconds, long rules, long connect
         for (Map<String, Object> p : Wire.objects(m, "proxies")) {
             List<RuleCounters> rules = new ArrayList<>();
             for (Map<String, Object> r : Wire.objects(p, "rules")) {
-                rules.add(new RuleCounters(Wire.str(r, "name"), Wire.bool(r, "enabled"),
-                        Wire.lng(r, "matched"), Wire.lng(r, "fired")));
+                boolean enabled = Wire.bool(r, "enabled");
+                rules.add(new RuleCounters(Wire.str(r, "name"), enabled,
+                        Wire.lng(r, "matched"), Wire.lng(r, "fired"),
+                        Wire.optBool(r, "in_force", enabled)));
             }
             proxies.add(new Proxy(Wire.str(p, "name"), Wire.lng(p, "connections_now"),
-                    Wire.lng(p, "connections_total"), rules));
+                    Wire.lng(p, "connections_total"), rules,
+                    Wire.optBool(p, "enabled", true)));
         }
         return new Stats(Wire.str(m, "version"), Wire.lng(m, "uptime_seconds"),
                 Wire.lng(m, "rules"), Wire.lng(m, "connections_total"),

@@ -72,6 +72,11 @@ final class Wire {
         return m.get(key) == null ? null : str(m, key);
     }
 
+    /** The boolean, or dflt when the field is missing or null. */
+    static boolean optBool(Map<String, Object> m, String key, boolean dflt) {
+        return m.get(key) == null ? dflt : bool(m, key);
+    }
+
     static boolean bool(Map<String, Object> m, String key) {
         Object v = need(m, key);
         if (!(v instanceof Boolean b)) {

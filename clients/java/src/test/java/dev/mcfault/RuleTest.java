@@ -66,6 +66,25 @@ class RuleTest {
     }
 
     @Test
+    void readsInForceNextChangeAndANewerAction() {
+        Map<String, Object> reply = Wire.obj(Json.parse("{\"name\":\"blink\","
+                + "\"command\":[\"*\"],\"key\":[\"*\"],\"action\":\"throttle\","
+                + "\"rate_bps\":1024,\"schedule\":{\"start_us\":0,\"duration_us\":1000000,"
+                + "\"every_us\":5000000},\"probability\":1,\"after\":0,\"limit\":0,"
+                + "\"forward\":false,\"enabled\":true,\"matched\":0,\"fired\":0,"
+                + "\"in_force\":false,\"next_change_ms\":1500}"), "rule");
+        Rule r = Rule.fromReply(reply, "default");
+        assertEquals(Rule.Action.THROTTLE, r.action());
+        assertEquals("throttle", r.action().wireName());
+        assertEquals(false, r.inForce());
+        assertEquals(Duration.ofMillis(1500), r.nextChange());
+        // A rule built here, or changed: in force when enabled.
+        assertEquals(true, r.withLimit(3).inForce());
+        assertEquals(null, r.withLimit(3).nextChange());
+        assertEquals(false, Rule.drop("d").withEnabled(false).inForce());
+    }
+
+    @Test
     void aReplyMissingAFieldSaysWhich() {
         Map<String, Object> reply = Wire.obj(Json.parse("{\"name\":\"e\",\"command\":[\"*\"],"
                 + "\"key\":[\"*\"],\"action\":\"error\",\"probability\":1}"), "rule");
