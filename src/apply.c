@@ -54,13 +54,14 @@ static int emit_local(struct conn *c, uint32_t len)
 }
 
 /* The reply of len bytes at the end of local goes in line behind the
- * commands in flight (at once when none is). */
+ * commands in flight and a paced reply's last bytes (at once when there are
+ * none). */
 static int enqueue_local(struct conn *c, uint32_t len)
 {
     if (len == 0) {
         return 0;
     }
-    if (c->q.len == 0) {
+    if (c->q.len == 0 && !shape_blocks(c->fx)) {
         return emit_local(c, len);
     }
     if (fence(c) != 0) {
@@ -74,7 +75,7 @@ static int enqueue_local(struct conn *c, uint32_t len)
  * commands in flight; a drop with nothing in flight happens at once. */
 static int enqueue_fault(struct conn *c, enum inflight_type type, bool rst)
 {
-    if (type == IF_DROP && c->q.len == 0) {
+    if (type == IF_DROP && c->q.len == 0 && !shape_blocks(c->fx)) {
         conn_begin_drop(c, rst);
         return 0;
     }

@@ -773,14 +773,18 @@ static void conn_run(struct conn *c)
         c->armed == ((1u << EV_CREAD) | (1u << EV_UREAD))) {
         return;
     }
-    if (c->fx != NULL) {
-        shape_pump(c); /* paced bytes that are due */
-    }
-    if (c->output == OUT_FLOW && replies_can_move(c)) {
-        upstream_resume(c);
+    /* Paced bytes that are due go first; once they are all out, the
+     * replies behind them move, and a shaped one among them starts its
+     * own pace (which may be due at once: round again). Each turn moves
+     * at least one reply. */
+    for (;;) {
         if (c->fx != NULL) {
-            shape_pump(c); /* a shaped reply among them starts its pace */
+            shape_pump(c);
         }
+        if (c->output != OUT_FLOW || !replies_can_move(c)) {
+            break;
+        }
+        upstream_resume(c);
     }
     if (buf_len(&c->uout) > 0) {
         up_flush(c, NULL);

@@ -6,8 +6,10 @@
  * must receive exactly the commands the rules let through. In one input
  * in eight an allocation of the proxy fails: the connection may end, but
  * never with a reply out of place. One input in eight is raw bytes both
- * ways instead: no crash, leak or hang. See docs/fuzzing.md for the input
- * format and the checks.
+ * ways instead: no crash, leak or hang. The rules cover every action:
+ * error, delay, drop, hang, miss, and throttle, slice, truncate, evict and
+ * corrupt (on retrievals). See docs/fuzzing.md for the input format and
+ * the checks.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +26,7 @@
 #include <event2/event.h>
 
 #include "conn_int.h" /* only to print the connection's state on failure */
+#include "shape.h"    /* the same, for the shaping rules' */
 #include "mcfault/config.h"
 #include "mcfault/conn.h"
 #include "mcfault/log.h"
@@ -55,6 +58,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* Waits a script may ask for: an input of nothing but waits would only
  * be slow. */
 #define MAX_SCRIPT_WAITS 16
+/* Reply bytes per input a throttle rule paces (at 4 MiB/s, an eighth of
+ * a second) and a slice rule cuts (a pass or a 50 us wait per piece of 1
+ * to 7 bytes). */
+#define THROTTLE_BUDGET (512 * 1024)
+#define SLICE_BUDGET 2048
 /* Passes of the loop in all, against a livelock. */
 #define MAX_PASSES 400000
 /* A line the model memcached reads without finding its end: longer than
@@ -835,21 +843,58 @@ struct rule_spec {
     unsigned limit;
     const char *delay; /* delay */
     const char *jitter;
+    unsigned variant; /* the rule byte's bits 4-7: a shaping action's
+                         parameters (rates[] ... flip_counts[] below) */
 };
 
-#define NRULES 9
+/* Bytes 1-9 set the first nine rules in every input (the format before
+ * the shaping rules); with byte 0's bits 3-4 at 2 or 3, bytes 10-14 set
+ * the other five, otherwise those take the parameters of a zero byte. */
+#define NRULES_OLD 9
+#define NRULES 14
 
 static const struct rule_spec rule_base[NRULES] = {
-    {"ef", RULE_ERROR, false, NULL, 0, 0, NULL, NULL},
-    {"eF", RULE_ERROR, true, NULL, 0, 0, NULL, NULL},
-    {"df", RULE_DELAY, false, NULL, 0, 0, NULL, NULL},
-    {"dF", RULE_DELAY, true, NULL, 0, 0, NULL, NULL},
-    {"xf", RULE_DROP, false, NULL, 0, 0, NULL, NULL},
-    {"xF", RULE_DROP, true, NULL, 0, 0, NULL, NULL},
-    {"hf", RULE_HANG, false, NULL, 0, 0, NULL, NULL},
-    {"hF", RULE_HANG, true, NULL, 0, 0, NULL, NULL},
-    {"mi", RULE_MISS, false, NULL, 0, 0, NULL, NULL},
+    {"ef", RULE_ERROR, false, NULL, 0, 0, NULL, NULL, 0},
+    {"eF", RULE_ERROR, true, NULL, 0, 0, NULL, NULL, 0},
+    {"df", RULE_DELAY, false, NULL, 0, 0, NULL, NULL, 0},
+    {"dF", RULE_DELAY, true, NULL, 0, 0, NULL, NULL, 0},
+    {"xf", RULE_DROP, false, NULL, 0, 0, NULL, NULL, 0},
+    {"xF", RULE_DROP, true, NULL, 0, 0, NULL, NULL, 0},
+    {"hf", RULE_HANG, false, NULL, 0, 0, NULL, NULL, 0},
+    {"hF", RULE_HANG, true, NULL, 0, 0, NULL, NULL, 0},
+    {"mi", RULE_MISS, false, NULL, 0, 0, NULL, NULL, 0},
+    {"tr", RULE_THROTTLE, false, NULL, 0, 0, NULL, NULL, 0},
+    {"sl", RULE_SLICE, false, NULL, 0, 0, NULL, NULL, 0},
+    {"tc", RULE_TRUNCATE, false, NULL, 0, 0, NULL, NULL, 0},
+    {"ev", RULE_EVICT, false, NULL, 0, 0, NULL, NULL, 0},
+    {"cr", RULE_CORRUPT, false, NULL, 0, 0, NULL, NULL, 0},
 };
+
+/* The shaping actions' parameters, chosen by a rule's variant. Rates fast
+ * and slices few (run_script's budgets bound the bytes they pace) so that
+ * an input stays quick. */
+static const char *const rates[] = {"4MiB/s", "32MiB/s"}; /* bit 0 */
+static const char *const slice_sizes[] = {"1-7", "1-7", "1",
+                                          "4-7"};      /* bits 0-1 */
+static const char *const intervals[] = {"0s", "50us"}; /* bit 2 */
+/* truncate: keep (bits 0-1 and 3), close (bit 2: reset, else fin). */
+static const struct {
+    const char *text;
+    uint64_t bytes;
+    unsigned percent; /* 0: bytes */
+} keeps[] = {{"5", 5, 0}, {"9", 9, 0},    {"0", 0, 0},      {"50%", 0, 50},
+             {"1", 1, 0}, {"25%", 0, 25}, {"100%", 0, 100}, {"2", 2, 0}};
+static const unsigned flip_counts[] = {1, 2, 13, 1024}; /* bits 0-1 */
+
+static unsigned keep_index(unsigned variant)
+{
+    return (variant & 3) | ((variant >> 1) & 4);
+}
+
+/* The commands a corrupt rule is limited to: its flips in a stored data
+ * block would make every later read of the key unpredictable, so only
+ * those in replies are modelled (sim_corrupt). */
+static const char corrupt_cmds[] = "[get, gets, gat, gats, mg]";
 
 /* A message past 512 bytes (filled in at the first input). */
 static char long_msg[700];
@@ -912,6 +957,26 @@ static struct rules *rules_build(const struct rule_spec *spec)
         }
         if (r->action == RULE_DELAY) {
             b_fmt(&y, "    delay: %s\n    jitter: %s\n", r->delay, r->jitter);
+        }
+        unsigned v = r->variant;
+        switch (r->action) {
+        case RULE_THROTTLE:
+            b_fmt(&y, "    rate: %s\n", rates[v & 1]);
+            break;
+        case RULE_SLICE:
+            b_fmt(&y, "    size: %s\n    interval: %s\n", slice_sizes[v & 3],
+                  intervals[(v >> 2) & 1]);
+            break;
+        case RULE_TRUNCATE:
+            b_fmt(&y, "    keep: \"%s\"\n    close: %s\n",
+                  keeps[keep_index(v)].text, (v & 4) ? "reset" : "fin");
+            break;
+        case RULE_CORRUPT:
+            b_fmt(&y, "    flips: %u\n    command: %s\n", flip_counts[v & 3],
+                  corrupt_cmds);
+            break;
+        default:
+            break;
         }
         b_fmt(&y, "    after: %u\n    limit: %u\n", r->after, r->limit);
     }
@@ -982,6 +1047,7 @@ struct req {
     size_t key_len[MAX_GET_KEYS];
     bool noreply; /* classic noreply */
     bool quiet;   /* meta q */
+    bool b64;     /* meta b: the key is written in base64 */
 };
 
 static bool op_meta_keyed(enum gop op)
@@ -1004,6 +1070,15 @@ enum fate {
     FATE_HANG      /* open, silent */
 };
 
+/* A stretch of the client's stream (a value) in which a corrupt rule flips
+ * bits: exactly `bits` of its bits differ from the model's, the rest of
+ * the stream is exact. */
+struct fuzzy {
+    size_t off;
+    size_t len;
+    uint64_t bits;
+};
+
 /* What the client and memcached must see, computed as the requests are
  * made: the rules' decisions, the model's replies, the faults' replies. */
 struct sim {
@@ -1017,6 +1092,11 @@ struct sim {
     bool stopped;        /* a drop, hang or quit: nothing more is taken */
     enum fate fate;
     struct bytes trace; /* one line per request, for failure reports */
+    /* Value bytes a corrupt rule flips, in stream order. */
+    struct fuzzy *fz;
+    size_t nfz;
+    size_t fzcap;
+    size_t paced[2]; /* reply bytes throttled, sliced (budgets) */
 };
 
 static bool key_has_prefix(const char *k, size_t n, const char *prefix)
@@ -1034,7 +1114,10 @@ static int sim_decide(struct sim *s, const struct req *r)
     }
     for (int i = 0; i < NRULES; i++) {
         const struct rule_spec *rs = &s->spec[i];
-        if (rs->action == RULE_MISS && !op_retrieval(r->op)) {
+        /* miss rules act on retrievals only, corrupt ones here too (their
+         * command list). */
+        if ((rs->action == RULE_MISS || rs->action == RULE_CORRUPT) &&
+            !op_retrieval(r->op)) {
             continue;
         }
         bool hit = false;
@@ -1119,6 +1202,112 @@ static void sim_miss(struct sim *s, const struct req *r,
     b_free(&line);
 }
 
+/* evict: each key the rule matches goes first as "md <key>" (as written,
+ * with " b" for a base64 one), its reply swallowed; the model runs it, so
+ * the command finds the key gone. */
+static void sim_evict(struct sim *s, const struct req *r,
+                      const struct rule_spec *rs)
+{
+    struct bytes md = {0};
+    struct bytes discard = {0};
+
+    for (size_t k = 0; k < r->nkeys; k++) {
+        if (!key_has_prefix(r->keys[k], r->klen[k], rs->prefix)) {
+            continue;
+        }
+        md.off = md.len = 0;
+        b_puts(&md, "md ");
+        b_put(&md, r->line + r->key_off[k], r->key_len[k]);
+        b_puts(&md, r->b64 ? " b\r\n" : "\r\n");
+        cl_add(&s->up, b_data(&md), b_size(&md));
+        model_exec(&s->m, b_data(&md), b_size(&md) - 2, NULL, 0, &discard);
+    }
+    b_free(&md);
+    b_free(&discard);
+}
+
+/* truncate: the command goes through; the client gets the first keep
+ * bytes of its reply (a noreply or quiet command's replies, if any: the
+ * proxy fences it on both sides), then the connection closes. */
+static void sim_truncate(struct sim *s, const struct req *r, const char *raw,
+                         size_t rawlen, const struct rule_spec *rs)
+{
+    struct bytes rep = {0};
+    unsigned k = keep_index(rs->variant);
+
+    sim_forward(s, r, raw, rawlen, &rep);
+    size_t n = b_size(&rep);
+    uint64_t keep =
+        keeps[k].percent > 0
+            ? (uint64_t)((double)keeps[k].percent / 100.0 * (double)n)
+            : keeps[k].bytes;
+    if (keep > 0 && n > 0) {
+        b_put(&s->expect, b_data(&rep), keep < n ? (size_t)keep : n);
+    }
+    b_free(&rep);
+    s->stopped = true;
+    s->fate = FATE_CLOSE;
+}
+
+static void sim_fuzzy(struct sim *s, size_t off, size_t len, uint64_t flips)
+{
+    if (len == 0) {
+        return;
+    }
+    if (s->nfz == s->fzcap) {
+        s->fzcap = s->fzcap ? s->fzcap * 2 : 16;
+        s->fz = realloc(s->fz, s->fzcap * sizeof(*s->fz));
+        if (s->fz == NULL) {
+            die("out of memory");
+        }
+    }
+    uint64_t bits = (uint64_t)len * 8;
+    s->fz[s->nfz].off = off;
+    s->fz[s->nfz].len = len;
+    s->fz[s->nfz].bits = flips < bits ? flips : bits;
+    s->nfz++;
+}
+
+/* corrupt on a retrieval: the model's reply, in which each value of a key
+ * the rule matches (every VA block of an mg) has its bits flipped. */
+static void sim_corrupt(struct sim *s, const struct req *r, const char *raw,
+                        size_t rawlen, const struct rule_spec *rs)
+{
+    struct bytes rep = {0};
+    size_t base = b_size(&s->expect);
+    uint64_t flips = flip_counts[rs->variant & 3];
+
+    sim_forward(s, r, raw, rawlen, &rep);
+    size_t n = b_size(&rep);
+    if (n == 0) {
+        return; /* a quiet mg's miss */
+    }
+    const char *p = b_data(&rep);
+    for (size_t i = 0; i < n;) {
+        const char *nl = memchr(p + i, '\n', n - i);
+        if (nl == NULL) {
+            die("sim: a reply without its line end");
+        }
+        size_t end = (size_t)(nl - p) + 1;
+        struct tok t[8];
+        size_t nt = split(p + i, end - i >= 2 ? end - i - 2 : 0, t, 8);
+        i = end;
+        if (nt >= 4 && tok_is(&t[0], "VALUE")) {
+            size_t vlen = (size_t)tok_num(&t[3]);
+            if (key_has_prefix(t[1].p, t[1].n, rs->prefix)) {
+                sim_fuzzy(s, base + i, vlen, flips);
+            }
+            i += vlen + 2;
+        } else if (nt >= 2 && tok_is(&t[0], "VA")) {
+            size_t vlen = (size_t)tok_num(&t[1]);
+            sim_fuzzy(s, base + i, vlen, flips);
+            i += vlen + 2;
+        }
+    }
+    b_put(&s->expect, p, n);
+    b_free(&rep);
+}
+
 /* Processes one request as the proxy and memcached must. */
 static void sim_request(struct sim *s, const struct req *r, const char *raw,
                         size_t rawlen, unsigned no)
@@ -1155,6 +1344,17 @@ static void sim_request(struct sim *s, const struct req *r, const char *raw,
     }
     if (rs == NULL || rs->action == RULE_DELAY) {
         sim_forward(s, r, raw, rawlen, &s->expect);
+    } else if (rs->action == RULE_THROTTLE || rs->action == RULE_SLICE) {
+        /* Paced: the same bytes, later. */
+        sim_forward(s, r, raw, rawlen, &s->expect);
+        s->paced[rs->action == RULE_SLICE] += b_size(&s->expect) - before;
+    } else if (rs->action == RULE_TRUNCATE) {
+        sim_truncate(s, r, raw, rawlen, rs);
+    } else if (rs->action == RULE_CORRUPT) {
+        sim_corrupt(s, r, raw, rawlen, rs);
+    } else if (rs->action == RULE_EVICT) {
+        sim_evict(s, r, rs);
+        sim_forward(s, r, raw, rawlen, &s->expect);
     } else if (rs->action == RULE_ERROR) {
         if (rs->forward) {
             sim_forward(s, r, raw, rawlen, &discard);
@@ -1176,8 +1376,10 @@ static void sim_request(struct sim *s, const struct req *r, const char *raw,
 
 /* ---- the generator ---- */
 
-static const char *const prefixes[] = {"ef", "eF", "df", "dF", "xf",
-                                       "xF", "hf", "hF", "mi"};
+/* The rules' prefixes, in rule_base's order. */
+static const char *const prefixes[NRULES] = {"ef", "eF", "df", "dF", "xf",
+                                             "xF", "hf", "hF", "mi", "tr",
+                                             "sl", "tc", "ev", "cr"};
 
 struct gen {
     unsigned next_id;
@@ -1201,7 +1403,8 @@ static size_t pick_key(struct gen *g, struct in *in, char *out)
         return n;
     }
     unsigned p = k % 16;
-    const char *prefix = p < 7 ? "ok" : prefixes[(p - 7 + (k >> 4)) % 9];
+    /* 7..15 are the first nine prefixes; the high bits reach the rest. */
+    const char *prefix = p < 7 ? "ok" : prefixes[(p - 7 + (k >> 4)) % NRULES];
     int n = snprintf(out, KEY_CAP, "%s:%u", prefix, g->next_id++);
     memcpy(g->pool[g->pool_next], out, (size_t)n + 1);
     g->pool_next = (g->pool_next + 1) % KEY_POOL;
@@ -1403,6 +1606,7 @@ static bool gen_request(struct gen *g, struct in *in, struct sim *s,
         r->noreply = false;
         kn = pick_key(g, in, key);
         meta_flags(r, in, no, cand[i], ncand[i], flags, &b);
+        r->b64 = b;
         if (r->op == G_MS && strstr(flags, "ME") && strstr(flags, "MR")) {
             /* one mode only */
             char *mr = strstr(flags, " MR");
@@ -1466,7 +1670,7 @@ static bool gen_request(struct gen *g, struct in *in, struct sim *s,
             if ((k + mix) % 3 == 0 && g->npool > 0) {
                 memcpy(key_k, g->pool[(k * 7 + mix) % g->npool], KEY_CAP);
             } else if ((mix & 0x80) == 0 && (k * 7 + mix) % 11 == 0) {
-                snprintf(key_k, KEY_CAP, "%s:%u", prefixes[(k + mix) % 9],
+                snprintf(key_k, KEY_CAP, "%s:%u", prefixes[(k + mix) % NRULES],
                          g->next_id++);
             } else {
                 snprintf(key_k, KEY_CAP, "ok:%u", g->next_id++);
@@ -1523,6 +1727,8 @@ struct client {
     struct bytes out; /* requests not written yet */
     struct bytes got; /* everything the proxy sent */
     size_t checked;   /* got[0..checked) matched expect */
+    size_t fz_skip;   /* sim.fz[fz_skip] is the first ending past checked */
+    size_t fz_done;   /* sim.fz[0..fz_done) had their flips counted */
     bool eof;         /* the proxy closed its side */
     bool shut;        /* we half-closed */
     bool closed;      /* we closed */
@@ -1590,9 +1796,9 @@ static void dump_state(void)
     }
     fprintf(stderr,
             "client: got %zu bytes, expected %zu, unsent %zu, eof %d shut %d "
-            "closed %d\n",
+            "closed %d; corrupted values %zu, %zu counted\n",
             b_size(&w->c.got), b_size(&w->s.expect), b_size(&w->c.out),
-            w->c.eof, w->c.shut, w->c.closed);
+            w->c.eof, w->c.shut, w->c.closed, w->s.nfz, w->c.fz_done);
     if (inject_at != 0) {
         fprintf(stderr, "allocation %lu fails: %s (%lu counted)\n", inject_at,
                 inject_hit ? "it did" : "not reached", inject_count);
@@ -1611,6 +1817,15 @@ static void dump_state(void)
                 c->q.len > 0 ? inflight_head(&c->q)->type : -1, c->q.group_open,
                 buf_len(&c->cin), buf_len(&c->uout), buf_len(&c->uin),
                 buf_len(&c->cout), buf_len(&c->local), c->armed);
+        if (c->fx != NULL) {
+            /* A shaping rule's state (shape.h). */
+            fprintf(stderr,
+                    "fx: kind %u active %d specs %u out %zu cap %zu timer %d\n",
+                    c->fx->cur.kind, c->fx->active, c->fx->qlen,
+                    buf_len(&c->fx->out), buf_len(&c->fx->cap),
+                    c->fx->timer != NULL &&
+                        evtimer_pending(c->fx->timer, NULL));
+        }
     }
 }
 
@@ -1651,20 +1866,46 @@ static bool client_send(struct world *w, size_t limit)
     return moved;
 }
 
-/* Compares what arrived with the expected stream so far. */
+/* The number of bits in which a[0..n) and b[0..n) differ. */
+static uint64_t bit_distance(const char *a, const char *b, size_t n)
+{
+    uint64_t d = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        d += (uint64_t)__builtin_popcount((unsigned char)(a[i] ^ b[i]));
+    }
+    return d;
+}
+
+/* Compares what arrived with the expected stream so far: byte for byte,
+ * but in a value a corrupt rule hits any byte goes, and once the value
+ * is whole exactly its flips must differ. */
 static void client_check(struct world *w)
 {
     struct client *c = &w->c;
+    struct sim *s = &w->s;
     size_t have = b_size(&c->got);
-    size_t want = b_size(&w->s.expect);
+    size_t want = b_size(&s->expect);
 
     if (!w->checked || c->checked == have) {
         return;
     }
     const char *g = b_data(&c->got);
-    const char *e = b_data(&w->s.expect);
+    const char *e = b_data(&s->expect);
     size_t i = c->checked;
-    while (i < have && i < want && g[i] == e[i]) {
+    while (i < have && i < want) {
+        while (c->fz_skip < s->nfz &&
+               s->fz[c->fz_skip].off + s->fz[c->fz_skip].len <= i) {
+            c->fz_skip++;
+        }
+        if (c->fz_skip < s->nfz && i >= s->fz[c->fz_skip].off) {
+            size_t end = s->fz[c->fz_skip].off + s->fz[c->fz_skip].len;
+            i = end < have ? end : have;
+            continue;
+        }
+        if (g[i] != e[i]) {
+            break;
+        }
         i++;
     }
     if (i < have) {
@@ -1677,6 +1918,20 @@ static void client_check(struct world *w)
             want);
     }
     c->checked = have;
+    while (c->fz_done < s->nfz &&
+           s->fz[c->fz_done].off + s->fz[c->fz_done].len <= have) {
+        const struct fuzzy *z = &s->fz[c->fz_done];
+        uint64_t d = bit_distance(g + z->off, e + z->off, z->len);
+        if (d != z->bits) {
+            print_escaped("expected", e + z->off, z->len < 200 ? z->len : 200);
+            print_escaped("received", g + z->off, z->len < 200 ? z->len : 200);
+            die("the value at offset %zu (%zu bytes) has %llu bits flipped, "
+                "want %llu",
+                z->off, z->len, (unsigned long long)d,
+                (unsigned long long)z->bits);
+        }
+        c->fz_done++;
+    }
 }
 
 static bool client_recv(struct world *w)
@@ -1974,6 +2229,13 @@ static void drain(struct world *w, enum script_end end)
         if (finished(w, end)) {
             break;
         }
+        if (w->checked && !inject_hit && w->c.eof &&
+            (end == END_OPEN || end == END_HALF_CLOSE) &&
+            b_size(&w->c.got) < b_size(&w->s.expect)) {
+            /* Nothing more can come: say so now rather than as a hang. */
+            die("the proxy closed the client after %zu bytes of %zu",
+                b_size(&w->c.got), b_size(&w->s.expect));
+        }
         if (moved) {
             idle = 0;
             continue;
@@ -2025,6 +2287,37 @@ static void verify(struct world *w, enum script_end end)
     }
 }
 
+/* Whether r's reply would be throttled or sliced past the input's budget
+ * (the rule that would fire, asked without counting; a bound on the reply
+ * from the model): such a request is left out. */
+static bool over_budget(struct sim *s, const struct req *r)
+{
+    uint64_t matched[NRULES];
+    uint64_t fired[NRULES];
+
+    if (s->stopped || r->op == G_JUNK || r->op == G_HEALTH) {
+        return false;
+    }
+    memcpy(matched, s->matched, sizeof(matched));
+    memcpy(fired, s->fired, sizeof(fired));
+    int ri = sim_decide(s, r);
+    memcpy(s->matched, matched, sizeof(matched));
+    memcpy(s->fired, fired, sizeof(fired));
+    if (ri < 0 || (s->spec[ri].action != RULE_THROTTLE &&
+                   s->spec[ri].action != RULE_SLICE)) {
+        return false;
+    }
+    size_t bound = 64;
+    if (op_retrieval(r->op)) {
+        for (size_t k = 0; k < r->nkeys; k++) {
+            const struct item *it = model_find(&s->m, r->keys[k], r->klen[k]);
+            bound += it != NULL ? it->klen + it->vlen + 64 : 0;
+        }
+    }
+    bool slice = s->spec[ri].action == RULE_SLICE;
+    return s->paced[slice] + bound > (slice ? SLICE_BUDGET : THROTTLE_BUDGET);
+}
+
 /* A size for a write: small ones split lines and replies anywhere. */
 static size_t step_size(unsigned b)
 {
@@ -2048,7 +2341,7 @@ static enum script_end run_script(struct world *w, struct in *in, struct gen *g)
         if (op < 13) {
             if (no >= MAX_REQS || g->total >= MAX_REQ_BYTES ||
                 b_size(&w->s.expect) >= MAX_REPLY_BYTES ||
-                !gen_request(g, in, &w->s, no, &r)) {
+                !gen_request(g, in, &w->s, no, &r) || over_budget(&w->s, &r)) {
                 continue;
             }
             size_t at = b_size(&w->c.out);
@@ -2228,6 +2521,7 @@ static void world_teardown(struct world *w)
     model_free(&w->u.m);
     b_free(&w->s.expect);
     b_free(&w->s.trace);
+    free(w->s.fz);
     cl_free(&w->s.up);
     b_free(&w->c.out);
     b_free(&w->c.got);
@@ -2263,18 +2557,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     unsigned head = in_u8(&in);
 
-    /* The rules: every action on its own key prefix; gates, messages and
-     * delays from the input. One input in four runs without rules. */
+    /* The rules: every action on its own key prefix; gates, messages,
+     * delays and the shaping parameters from the input. One input in four
+     * runs without rules; in one in four the rules after the first nine
+     * keep their defaults (the format's first nine bytes only). */
     struct rule_spec spec[NRULES];
     memcpy(spec, rule_base, sizeof(rule_base));
+    size_t nbytes = ((head >> 3) & 3) >= 2 ? NRULES : NRULES_OLD;
     for (size_t i = 0; i < NRULES; i++) {
-        unsigned b = in_u8(&in);
+        unsigned b = i < nbytes ? in_u8(&in) : 0;
         struct rule_spec *rs = &spec[i];
         rs->after = (b & 3) == 3 ? 2 : (b & 3) == 2;
         rs->limit = ((b >> 2) & 3) == 3 ? 2 : ((b >> 2) & 3) == 2;
         rs->msg = messages[(b >> 4) % (sizeof(messages) / sizeof(messages[0]))];
         rs->delay = delays[(b >> 4) & 3];
         rs->jitter = (b & 0x40) ? jitters[(b >> 4) & 3] : "0s";
+        rs->variant = b >> 4;
     }
     /* One input in eight: one of the proxy's allocations fails. */
     unsigned f = in_u8(&in);
