@@ -1907,38 +1907,55 @@ static char *path_name_decode(struct evhttp_request *req, const char *seg,
 #define RULES_PREFIX_LEN (sizeof(RULES_PREFIX) - 1)
 
 /*
- * POST /rules/NAME/enable and /rules/NAME/disable; NAME is percent-encoded
- * and may hold '/'. Returns false when path is not of that shape.
+ * PREFIX NAME /enable or /disable, POST only: the shape of the rule and
+ * proxy switches (NAME percent-encoded; for rules it may hold '/'). Returns
+ * NULL when path is not of that shape (route it elsewhere); else the
+ * decoded NAME (the caller frees it) with *enable set, or NULL with
+ * *answered set when the request was answered (405, a bad NAME).
+ */
+static char *switch_path(struct evhttp_request *req, const char *path,
+                         const char *prefix, size_t prefix_len,
+                         const char *what, bool *enable, bool *answered)
+{
+    const char *seg = path + prefix_len;
+    const char *slash;
+
+    *answered = false;
+    if (strncmp(path, prefix, prefix_len) != 0 ||
+        (slash = strrchr(path, '/')) == NULL || slash <= seg) {
+        return NULL;
+    }
+    if (strcmp(slash, "/enable") == 0) {
+        *enable = true;
+    } else if (strcmp(slash, "/disable") == 0) {
+        *enable = false;
+    } else {
+        return NULL;
+    }
+    *answered = true;
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+        reply_405(req, "POST");
+        return NULL;
+    }
+    return path_name_decode(req, seg, (size_t)(slash - seg), what);
+}
+
+/*
+ * POST /rules/NAME/enable and /rules/NAME/disable. Returns false when path
+ * is not of that shape.
  */
 static bool route_toggle(struct admin *ad, struct evhttp_request *req,
                          const char *path)
 {
-    const char *slash;
     bool enable;
-    char *name;
+    bool answered;
+    char *name = switch_path(req, path, RULES_PREFIX, RULES_PREFIX_LEN, "rule",
+                             &enable, &answered);
 
-    if (strncmp(path, RULES_PREFIX, RULES_PREFIX_LEN) != 0 ||
-        (slash = strrchr(path, '/')) == NULL ||
-        slash <= path + RULES_PREFIX_LEN) {
-        return false;
-    }
-    if (strcmp(slash, "/enable") == 0) {
-        enable = true;
-    } else if (strcmp(slash, "/disable") == 0) {
-        enable = false;
-    } else {
-        return false;
-    }
-    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
-        reply_405(req, "POST");
-        return true;
-    }
-    const char *seg = path + RULES_PREFIX_LEN;
-    if ((name = path_name_decode(req, seg, (size_t)(slash - seg), "rule")) !=
-        NULL) {
+    if (name != NULL) {
         rules_toggle(ad, req, name, enable);
     }
-    return true;
+    return name != NULL || answered;
 }
 
 /*
@@ -1983,31 +2000,15 @@ static bool route_rule(struct admin *ad, struct evhttp_request *req,
 static bool route_proxy(struct admin *ad, struct evhttp_request *req,
                         const char *path)
 {
-    const char *seg = path + PROXIES_PREFIX_LEN;
-    const char *slash;
     struct app_proxy *ap;
     struct change *ch;
     bool enable;
-    char *name;
+    bool answered;
+    char *name = switch_path(req, path, PROXIES_PREFIX, PROXIES_PREFIX_LEN,
+                             "proxy", &enable, &answered);
 
-    if (strncmp(path, PROXIES_PREFIX, PROXIES_PREFIX_LEN) != 0 ||
-        (slash = strrchr(path, '/')) == NULL || slash <= seg) {
-        return false;
-    }
-    if (strcmp(slash, "/enable") == 0) {
-        enable = true;
-    } else if (strcmp(slash, "/disable") == 0) {
-        enable = false;
-    } else {
-        return false;
-    }
-    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
-        reply_405(req, "POST");
-        return true;
-    }
-    name = path_name_decode(req, seg, (size_t)(slash - seg), "proxy");
     if (name == NULL) {
-        return true;
+        return answered;
     }
     /* Proxies are fixed for the life of the process: known now. */
     if ((ap = app_find_proxy(ad->a, name)) == NULL) {
