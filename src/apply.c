@@ -572,6 +572,10 @@ static int apply_rule(struct conn *c, const struct proto_cmd *cmd,
     case RULE_THROTTLE:
     case RULE_SLICE:
     case RULE_TRUNCATE:
+        if (cmd->reply == PROTO_REPLY_WATCH) {
+            /* watch's OK turns the stream raw: no reply to shape. */
+            return forward(c, cmd, false);
+        }
         return apply_shape(c, cmd, r, s);
     case RULE_CORRUPT:
         if (cmd->data_len > 2) {

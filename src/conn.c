@@ -560,6 +560,9 @@ static void reply_chunk(struct conn *c, const char *p, size_t n)
             c->mode = MODE_WATCH;
             continue;
         }
+        if (ev == REPLY_LINE_DONE && special && h->shape && rc == 0) {
+            rc = shape_line_done(c); /* a value of a shaped reply is in */
+        }
         bool is_mn = c->framer.line == REPLY_LINE_MN;
         if (log_enabled(LOG_TRACE) && !(strip && is_mn && ev == REPLY_DONE) &&
             !(special && h->swallow)) {
@@ -577,9 +580,10 @@ static void reply_chunk(struct conn *c, const char *p, size_t n)
                               now > e->until ? now - e->until : 0);
             }
             enum inflight_end end = inflight_reply_end(&c->q, is_mn);
-            if (shaped && rc == 0 &&
-                (end == INFLIGHT_NEXT || end == INFLIGHT_STRIP_MN)) {
-                rc = shape_reply_done(c); /* its whole reply is in */
+            if (shaped && rc == 0) {
+                rc = end == INFLIGHT_GOES_ON
+                         ? shape_line_done(c)   /* a line of its group */
+                         : shape_reply_done(c); /* its whole reply is in */
             }
         }
     }
@@ -642,9 +646,10 @@ static bool replies_can_move(struct conn *c)
     return buf_len(&c->uin) > 0 || (h != NULL && h->type >= IF_LOCAL);
 }
 
-/* A close with a reset discards what the kernel has yet to send: the
- * replies owed before it would be lost. While some are, it waits (up to
- * CONN_RESET_WAITS times CONN_RESET_WAIT_US, for a client that reads). */
+/* A close the proxy makes (a drop, a truncate; a reset above all) must not
+ * discard what the kernel has yet to send: the replies owed before it
+ * would be lost. While some are, it waits (up to CONN_RESET_WAITS times
+ * CONN_RESET_WAIT_US, for a client that reads). */
 #define CONN_RESET_WAIT_US 5000
 #define CONN_RESET_WAITS 200
 
@@ -688,6 +693,9 @@ static bool conn_check_done(struct conn *c)
     if (c->up != UP_CLOSED) {
         return false;
     }
+    if (c->fx != NULL && c->output == OUT_FLOW) {
+        shape_upstream_gone(c); /* a kept reply's part that came */
+    }
     if (c->client == CLIENT_GONE) {
         conn_free(c);
         return true;
@@ -712,7 +720,7 @@ static bool conn_check_done(struct conn *c)
     if (c->client == CLIENT_WRITE_SHUT) {
         return false;
     }
-    if (c->rst && reset_put_off(c)) {
+    if ((c->rst || c->output == OUT_DROP) && reset_put_off(c)) {
         return false;
     }
     conn_free(c);
@@ -988,6 +996,14 @@ static void conn_release(struct conn *c)
         /* A reset, not a FIN: the client reads ECONNRESET. */
         struct linger l = {.l_onoff = 1, .l_linger = 0};
         setsockopt(c->cfd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+    } else if (c->output == OUT_DROP) {
+        /* A FIN, not a reset: Linux resets a socket closed with input
+         * unread, and what the client sent after the drop is. */
+        for (int i = 0;
+             i < CONN_READS_MAX * 4 &&
+             recv(c->cfd, scratch, sizeof(scratch), MSG_DONTWAIT) > 0;
+             i++) {
+        }
     }
     close(c->cfd);
     if (c->ufd >= 0) {
@@ -1155,6 +1171,16 @@ static int conn_connect(struct conn *c)
     return -1;
 }
 
+/* A connection a connect rule closes at once: counted as accepted, closed
+ * as a drop (a FIN unless the rule says reset). */
+static void conn_refused(struct conn *c)
+{
+    c->px->conns_total++;
+    stats.connections_total++;
+    c->output = OUT_DROP;
+    conn_release(c);
+}
+
 /* The client's address for `client:` rules (IPv4 mapped), and its draw
  * for `connections:` ones. */
 static void conn_identify(struct conn *c, const struct sockaddr *peer)
@@ -1199,12 +1225,12 @@ int conn_create(struct proxy *px, int fd, const struct sockaddr *peer)
         break;
     case CONNECT_CLOSE:
         log_msg(LOG_INFO, "conn %d: closed by a connect rule", fd);
-        conn_release(c);
+        conn_refused(c);
         return 0;
     case CONNECT_ANSWER:
         /* Written now, then closed, as memcached refuses a connection. */
         client_flush(c, NULL);
-        conn_release(c);
+        conn_refused(c);
         return 0;
     case CONNECT_SILENT:
         c->up = UP_CLOSED; /* never served: no upstream either */

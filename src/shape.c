@@ -18,6 +18,10 @@
 #define SHAPE_STEPS_PER_S 100u
 /* Bits flipped per value at most (the config's bound on `flips`). */
 #define SHAPE_FLIPS_MAX 1024u
+/* A truncate by percentage keeps the reply until its length is known, at
+ * most this much of it: the share is taken of the whole length, the bytes
+ * from what was kept (a reply over 4 MiB keeps at most 4 MiB). */
+#define SHAPE_CAPTURE_MAX (4u * 1024 * 1024)
 
 /* ---- randomness: splitmix64, seeded from the rule table's PRNG ---- */
 
@@ -138,6 +142,7 @@ int shape_push(struct conn *c, struct shape_spec *spec)
     }
     f->q[(f->qhead + f->qlen) & (f->qcap - 1)] = *spec;
     f->qlen++;
+    f->keys_held += spec->keys_len;
     spec->keys = NULL; /* the queue owns them now */
     return 0;
 }
@@ -153,6 +158,7 @@ static void activate(struct fx *f)
         f->cur = f->q[f->qhead];
         f->qhead = (f->qhead + 1) & (f->qcap - 1);
         f->qlen--;
+        f->keys_held -= f->cur.keys_len;
     } else {
         /* Cannot happen (specs and shape bits go together); shape
          * nothing rather than crash. */
@@ -163,6 +169,8 @@ static void activate(struct fx *f)
     f->started_us = conn_now_us();
     f->released = 0;
     f->next_us = 0;
+    f->total = 0;
+    f->passed = 0;
 }
 
 int shape_take(struct conn *c, const char *p, size_t n)
@@ -173,10 +181,38 @@ int shape_take(struct conn *c, const char *p, size_t n)
         return -1;
     }
     activate(f);
-    if (f->cur.kind == SHAPE_THROTTLE || f->cur.kind == SHAPE_SLICE) {
+    f->total += n;
+    switch (f->cur.kind) {
+    case SHAPE_THROTTLE:
+        if (buf_len(&f->out) == 0 && f->released > 0) {
+            /* Bytes came late: the pace goes on from now, no burst for
+             * the time nothing was there to send. */
+            f->started_us =
+                conn_now_us() - f->released * 1000000u / f->cur.rate_bps;
+        }
         return buf_append(&f->out, p, n);
+    case SHAPE_SLICE:
+        return buf_append(&f->out, p, n);
+    case SHAPE_TRUNCATE:
+        if (!f->cur.keep_is_fraction) {
+            /* A count: the first bytes go on as they come, the rest
+             * nowhere. */
+            uint64_t left = f->cur.keep_bytes - f->passed;
+            size_t m = left < n ? (size_t)left : n;
+            f->passed += m;
+            return m > 0 ? conn_client_add(c, p, m) : 0;
+        }
+        /* A share of a length known at the end: kept up to a bound. */
+        if (buf_len(&f->cap) >= SHAPE_CAPTURE_MAX) {
+            return 0;
+        }
+        if (n > SHAPE_CAPTURE_MAX - buf_len(&f->cap)) {
+            n = SHAPE_CAPTURE_MAX - buf_len(&f->cap);
+        }
+        return buf_append(&f->cap, p, n);
+    default:
+        return buf_append(&f->cap, p, n); /* corrupt: until a line ends */
     }
-    return buf_append(&f->cap, p, n);
 }
 
 /* ---- corrupt ---- */
@@ -327,23 +363,55 @@ int shape_reply_done(struct conn *c)
         return 0; /* pacing goes on (shape_pump) */
     }
     size_t n = buf_len(&f->cap);
-    char *b = f->cap.data + f->cap.start;
     int rc = 0;
-    if (f->cur.kind == SHAPE_TRUNCATE) {
-        uint64_t keep = f->cur.keep_is_fraction
-                            ? (uint64_t)(f->cur.keep_fraction * (double)n)
-                            : f->cur.keep_bytes;
+    if (f->cur.kind == SHAPE_TRUNCATE && f->cur.keep_is_fraction) {
+        uint64_t keep = (uint64_t)(f->cur.keep_fraction * (double)f->total);
         n = keep < n ? (size_t)keep : n;
-    } else {
-        corrupt_reply(f, b, n);
-    }
-    if (n > 0) {
-        rc = conn_client_add(c, b, n);
+        rc = n > 0 ? conn_client_add(c, buf_head(&f->cap), n) : 0;
+    } else if (f->cur.kind == SHAPE_CORRUPT) {
+        rc = shape_line_done(c);
     }
     buf_free(&f->cap);
     spec_free(&f->cur);
     fx_maybe_free(c);
     return rc;
+}
+
+int shape_line_done(struct conn *c)
+{
+    struct fx *f = c->fx;
+
+    if (f == NULL || f->cur.kind != SHAPE_CORRUPT || buf_len(&f->cap) == 0) {
+        return 0;
+    }
+    /* Whole lines (and their data blocks): their values are hit and they
+     * go on, so a reply of many values holds one at a time. */
+    size_t n = buf_len(&f->cap);
+    char *b = f->cap.data + f->cap.start;
+    corrupt_reply(f, b, n);
+    int rc = conn_client_add(c, b, n);
+    buf_consume(&f->cap, n);
+    return rc;
+}
+
+void shape_upstream_gone(struct conn *c)
+{
+    struct fx *f = c->fx;
+
+    if (f == NULL || !f->active || buf_len(&f->cap) == 0) {
+        return;
+    }
+    /* memcached closed mid-reply: what came goes on, as with any reply
+     * (a truncate's share of what came; corrupt's last value as it is). */
+    size_t n = buf_len(&f->cap);
+    if (f->cur.kind == SHAPE_TRUNCATE) {
+        uint64_t keep = (uint64_t)(f->cur.keep_fraction * (double)f->total);
+        n = keep < n ? (size_t)keep : n;
+    }
+    if (n > 0 && conn_client_add(c, buf_head(&f->cap), n) != 0) {
+        conn_fail(c);
+    }
+    buf_free(&f->cap);
 }
 
 /* ---- pacing ---- */

@@ -22,8 +22,10 @@ struct event;
 enum shape_kind {
     SHAPE_THROTTLE = 0, /* paced at rate_bps as it arrives */
     SHAPE_SLICE,        /* released a piece at a time */
-    SHAPE_TRUNCATE,     /* kept whole, then cut; a close follows */
-    SHAPE_CORRUPT       /* kept whole, bits flipped in its values */
+    SHAPE_TRUNCATE,     /* cut after keep bytes (a share: kept until its
+                           end, 4 MiB at most); a close follows */
+    SHAPE_CORRUPT       /* kept a line and its value at a time, bits
+                           flipped in the value */
 };
 
 /* What to do to the reply of one shaped command (an in-flight entry with
@@ -48,10 +50,13 @@ struct fx {
     uint32_t qcap;        /* a power of two (0: none allocated) */
     uint32_t qhead;
     uint32_t qlen;
+    size_t keys_held;      /* bytes of the queued specs' key lists */
     struct shape_spec cur; /* the reply being shaped (or paced out) */
     bool active;           /* cur's reply is at the head, bytes coming */
     struct buf out;        /* throttle, slice: bytes not yet released */
     struct buf cap;        /* truncate, corrupt: the reply so far */
+    uint64_t total;        /* bytes of cur's reply so far */
+    uint64_t passed;       /* truncate by count: bytes passed on */
     uint64_t started_us;   /* throttle: cur's first byte */
     uint64_t released;     /* throttle: bytes released since */
     uint64_t next_us;      /* slice: when the next piece may go */
@@ -82,6 +87,14 @@ int shape_take(struct conn *c, const char *p, size_t n);
  * -1. */
 int shape_reply_done(struct conn *c);
 
+/* A line (and its data block) of the shaped reply at the head ended:
+ * corrupt hits its values and passes it on. Returns 0 or -1. */
+int shape_line_done(struct conn *c);
+
+/* memcached closed while a reply was being kept (truncate, corrupt): what
+ * came of it goes to the client. */
+void shape_upstream_gone(struct conn *c);
+
 /* Paced bytes are still to be released: the replies behind them wait. */
 static inline bool shape_blocks(const struct fx *f)
 {
@@ -104,7 +117,7 @@ static inline size_t shape_held(const struct fx *f)
     if (f == NULL) {
         return 0;
     }
-    return sizeof(*f) + f->qcap * sizeof(*f->q) + f->cap.cap +
+    return sizeof(*f) + f->qcap * sizeof(*f->q) + f->keys_held + f->cap.cap +
            f->nflip * sizeof(*f->flip);
 }
 

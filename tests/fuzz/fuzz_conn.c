@@ -2287,16 +2287,35 @@ static void verify(struct world *w, enum script_end end)
     }
 }
 
-/* Whether r's reply would be throttled or sliced past the input's budget
- * (the rule that would fire, asked without counting; a bound on the reply
- * from the model): such a request is left out. */
-static bool over_budget(struct sim *s, const struct req *r)
+/* A bound on the size of r's reply, from the model's values. */
+static size_t reply_bound(struct sim *s, const struct req *r)
+{
+    size_t bound = 64;
+
+    if (op_retrieval(r->op)) {
+        for (size_t k = 0; k < r->nkeys; k++) {
+            const struct item *it = model_find(&s->m, r->keys[k], r->klen[k]);
+            bound += it != NULL ? it->klen + it->vlen + 64 : 0;
+        }
+    }
+    return bound;
+}
+
+/* Whether r would cost too much: a reply past the input's total (a long
+ * get that hits a big value hundreds of times: tens of megabytes), or one
+ * a throttle or slice rule would pace past its budget (the rule that would
+ * fire, asked without counting). Such a request is left out. */
+static bool too_costly(struct sim *s, const struct req *r)
 {
     uint64_t matched[NRULES];
     uint64_t fired[NRULES];
 
     if (s->stopped || r->op == G_JUNK || r->op == G_HEALTH) {
-        return false;
+        return false; /* never read, or no reply of its own */
+    }
+    size_t bound = reply_bound(s, r);
+    if (b_size(&s->expect) + bound > MAX_REPLY_BYTES) {
+        return true;
     }
     memcpy(matched, s->matched, sizeof(matched));
     memcpy(fired, s->fired, sizeof(fired));
@@ -2306,13 +2325,6 @@ static bool over_budget(struct sim *s, const struct req *r)
     if (ri < 0 || (s->spec[ri].action != RULE_THROTTLE &&
                    s->spec[ri].action != RULE_SLICE)) {
         return false;
-    }
-    size_t bound = 64;
-    if (op_retrieval(r->op)) {
-        for (size_t k = 0; k < r->nkeys; k++) {
-            const struct item *it = model_find(&s->m, r->keys[k], r->klen[k]);
-            bound += it != NULL ? it->klen + it->vlen + 64 : 0;
-        }
     }
     bool slice = s->spec[ri].action == RULE_SLICE;
     return s->paced[slice] + bound > (slice ? SLICE_BUDGET : THROTTLE_BUDGET);
@@ -2341,7 +2353,7 @@ static enum script_end run_script(struct world *w, struct in *in, struct gen *g)
         if (op < 13) {
             if (no >= MAX_REQS || g->total >= MAX_REQ_BYTES ||
                 b_size(&w->s.expect) >= MAX_REPLY_BYTES ||
-                !gen_request(g, in, &w->s, no, &r) || over_budget(&w->s, &r)) {
+                !gen_request(g, in, &w->s, no, &r) || too_costly(&w->s, &r)) {
                 continue;
             }
             size_t at = b_size(&w->c.out);

@@ -813,6 +813,80 @@ class ActionsTest(unittest.TestCase):
                 self.assertIsNone(get_value(self.up.port, 'ev:p5'))
 
 
+class ReviewRegressionTest(unittest.TestCase):
+    """Cases the review of the shaping code found: a FIN close that the
+    kernel turned into a reset (input the client sent after the cut was
+    unread), a throttled watch whose OK came after the stream, a truncate
+    by share and a corrupt over many big values (bounded memory: their
+    bytes must still be exactly right)."""
+
+    RULES = r'''
+rules:
+  - {name: cut, key: "tf:*", action: truncate, keep: 100000}
+  - {name: half, key: "th2:*", action: truncate, keep: 50%}
+  - {name: flip, key: "cb:*", action: corrupt, flips: 1}
+  - {name: watch-slow, command: watch, action: throttle, rate: 2B/s}
+'''
+
+    @classmethod
+    def setUpClass(cls):
+        cls.up = harness.start_memcached_for_class(cls)
+        cls.cfg = faultkit.write_class_file(cls, cls.RULES)
+        cls.mcfault = harness.start_mcfault_for_class(
+            cls, cls.up.port, ['-c', cls.cfg])
+
+    def test_fin_stays_fin_with_input_after_the_cut(self):
+        put(self.up.port, 'tf:big', value_of(400000, 1))
+        want = direct(self.up.port, b"get tf:big\r\n", b"END\r\n")
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(('127.0.0.1', self.mcfault.port))
+        try:
+            s.sendall(b'get tf:big\r\n')
+            time.sleep(0.3)
+            s.sendall(b'version\r\n')  # unread by the proxy: it cut
+            rep = harness.recv_until(s, None, timeout=10.0)
+        finally:
+            s.close()
+        self.assertEqual(rep.data, want[:100000])
+        self.assertTrue(rep.eof and not rep.reset, rep)
+
+    def test_throttled_watch_sends_ok_first(self):
+        w = harness.connect(self.mcfault.port)
+        try:
+            w.sendall(b'watch fetchers\r\n')
+            time.sleep(0.2)
+            for _ in range(3):
+                direct(self.mcfault.port, b'get none\r\n', b'END\r\n')
+            rep = harness.recv_until(w, None, timeout=1.0)
+        finally:
+            w.close()
+        self.assertTrue(rep.data.startswith(b'OK\r\n'), rep.data[:80])
+
+    def test_big_multi_get_truncated_by_share_and_corrupted(self):
+        v = value_of(300000, 2)
+        put(self.up.port, 'th2:v', v)
+        put(self.up.port, 'cb:v', v)
+        req = b'get ' + b' '.join([b'th2:v'] * 40) + b'\r\n'
+        want = direct(self.up.port, req, b"END\r\n", timeout=20.0)
+        rep = faultkit.talk(self.mcfault.port, req, None, timeout=20.0)
+        # 50% of ~12 MB is more than the 4 MiB a share keeps: those go.
+        self.assertEqual(rep.data, want[:min(len(want) // 2, 4 << 20)])
+        req = b'get ' + b' '.join([b'cb:v'] * 20) + b'\r\n'
+        want = direct(self.up.port, req, b"END\r\n", timeout=20.0)
+        got = self.px_all(req)
+        self.assertEqual(len(got), len(want))
+        self.assertEqual(bit_diff(got, want), 20)  # one bit per value
+
+    def px_all(self, req):
+        s = harness.connect(self.mcfault.port)
+        try:
+            s.sendall(req)
+            return harness.recv_until(s, b'END\r\n', timeout=20.0).data
+        finally:
+            s.close()
+
+
 class CorruptSeedTest(unittest.TestCase):
     """corrupt draws its bits from the file's seed: the same file and the
     same traffic flip the same bits; another seed flips others."""
