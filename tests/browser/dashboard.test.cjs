@@ -4,7 +4,8 @@
 // health and the rules' counters, switch a rule off from its row (and the
 // traffic stop being faulted), list the fired faults, draw both plots, stay
 // responsive with a few thousand events (the DOM holding a bounded number of
-// rows), load nothing from elsewhere, and leave a screenshot.
+// rows), switch the proxy off and on, load nothing from elsewhere, and
+// leave a screenshot.
 // Run by tests/browser/run.sh, which installs puppeteer-core; exit code 0
 // when every check passed.
 
@@ -687,6 +688,24 @@ async function main() {
                         p.querySelector('.health').textContent ===
                         'upstream unreachable: Connection refused';
                 }, { timeout: 15000 });
+            });
+
+        await step('the proxy switch refuses clients, then lets them in',
+            async () => {
+                const sw = '.proxy[data-proxy="default"] input.switch';
+                assert.equal(await accepts(pxPort), true);
+                await page.click(sw);
+                await page.waitForFunction(() => document.querySelector(
+                    '.proxy[data-proxy="default"] .health').textContent ===
+                    'switched off: clients refused', { timeout: 10000 });
+                const off = await apiJson(adminPort, 'GET', '/health');
+                assert.equal(off.doc.proxies[0].enabled, false);
+                assert.equal(await accepts(pxPort), false);
+                await page.click(sw);
+                await until('the proxy back on', async () =>
+                    (await apiJson(adminPort, 'GET', '/health'))
+                        .doc.proxies[0].enabled === true);
+                assert.equal(await accepts(pxPort), true);
             });
     } catch (e) {
         failed = e;
