@@ -38,6 +38,9 @@ except ImportError:
 # libmemcached's own words, in the exception text.
 EOF_TEXT = '::rec() returned zero, server has disconnected'
 RESET_TEXT = 'Connection reset by peer'
+# A connect rule's reset can meet libmemcached still inside connect(): then
+# it says CONNECTION FAILURE instead (seen in CI).
+CONNECT_RESET_RE = 'Connection reset by peer|CONNECTION FAILURE'
 TIMEOUT_TEXT = 'A TIMEOUT OCCURRED'
 
 BEHAVIORS = {'connect_timeout': 3000, '_poll_timeout': 3000}
@@ -300,7 +303,7 @@ class PylibmcConnectFaultsTest(unittest.TestCase):
             with self.assertRaises(pylibmc.ConnectionError) as cm:
                 c.get('k')
             self.assertRegex(str(cm.exception), '%s|%s' % (
-                re.escape(EOF_TEXT), re.escape(RESET_TEXT)))
+                re.escape(EOF_TEXT), CONNECT_RESET_RE))
         with self.assertRaises(pylibmc.ConnectionError):
             c.set('k2', b'v')
         self.assertIsNone(get_value(self.up.port, 'k2'))
@@ -309,7 +312,7 @@ class PylibmcConnectFaultsTest(unittest.TestCase):
         c = self.client(self.mcfault('action: drop, close: reset'))
         with self.assertRaises(pylibmc.ConnectionError) as cm:
             c.get('k')
-        self.assertIn(RESET_TEXT, str(cm.exception))
+        self.assertRegex(str(cm.exception), CONNECT_RESET_RE)
         # When the reset already hit connect(), libmemcached marks the
         # server dead until retry_timeout (2 s): ServerDown, error 47.
         with self.assertRaises((pylibmc.ConnectionError,
@@ -324,7 +327,7 @@ class PylibmcConnectFaultsTest(unittest.TestCase):
         try:
             got = c.get('k')
         except pylibmc.ConnectionError as e:
-            self.assertIn(RESET_TEXT, str(e))
+            self.assertRegex(str(e), CONNECT_RESET_RE)
         else:
             self.assertIsNone(got)
         # Writes raise "error 11" (libmemcached: ERROR was returned by
@@ -344,7 +347,7 @@ class PylibmcConnectFaultsTest(unittest.TestCase):
         try:
             got = c.get('k')
         except pylibmc.ConnectionError as e:
-            self.assertIn(RESET_TEXT, str(e))
+            self.assertRegex(str(e), CONNECT_RESET_RE)
         else:
             self.assertIsNone(got)
         with self.assertRaises((pylibmc.ServerError,
