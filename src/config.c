@@ -687,6 +687,39 @@ static int set_share(struct ctx *c, const struct field *f, const yaml_node_t *v,
     return 0;
 }
 
+/* A value that is one string or a non-empty list of them: *n items.
+ * Returns 0, or -1 after reporting what is wrong. */
+static int items_count(struct ctx *c, const struct field *f,
+                       const yaml_node_t *v, size_t *n)
+{
+    *n = 1;
+    if (is_null(v)) {
+        err_at(c, &v->start_mark, "missing value for '%s'", f->name);
+        return -1;
+    }
+    if (v->type == YAML_SEQUENCE_NODE) {
+        *n = seq_len(v);
+        if (*n == 0) {
+            err_at(c, &v->start_mark, "'%s' must not be an empty list",
+                   f->name);
+            return -1;
+        }
+    } else if (v->type != YAML_SCALAR_NODE) {
+        err_at(c, &v->start_mark, "expected a string or a list of strings");
+        return -1;
+    }
+    return 0;
+}
+
+/* Item i of such a value (the value itself when it is one string). */
+static const yaml_node_t *items_at(struct ctx *c, const yaml_node_t *v,
+                                   size_t i)
+{
+    return v->type == YAML_SCALAR_NODE
+               ? v
+               : node_at(c, v->data.sequence.items.start[i]);
+}
+
 /*
  * // ipv4 ['/' digit+] | ipv6 ['/' digit+]
  * One 'client' network into *out, IPv4 as ::ffff:a.b.c.d; bits past the
@@ -765,21 +798,9 @@ static int set_clients(struct ctx *c, const struct field *f,
                        const yaml_node_t *v, void *obj)
 {
     struct rule *r = obj;
-    size_t n = 1;
+    size_t n;
 
-    if (is_null(v)) {
-        err_at(c, &v->start_mark, "missing value for '%s'", f->name);
-        return -1;
-    }
-    if (v->type == YAML_SEQUENCE_NODE) {
-        n = seq_len(v);
-        if (n == 0) {
-            err_at(c, &v->start_mark, "'%s' must not be an empty list",
-                   f->name);
-            return -1;
-        }
-    } else if (v->type != YAML_SCALAR_NODE) {
-        err_at(c, &v->start_mark, "expected a string or a list of strings");
+    if (items_count(c, f, v, &n) != 0) {
         return -1;
     }
     struct rule_cidr *nets = calloc(n, sizeof(*nets));
@@ -789,10 +810,7 @@ static int set_clients(struct ctx *c, const struct field *f,
     }
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
-        const yaml_node_t *item =
-            v->type == YAML_SCALAR_NODE
-                ? v
-                : node_at(c, v->data.sequence.items.start[i]);
+        const yaml_node_t *item = items_at(c, v, i);
         if (parse_client(c, f, item, &nets[i]) != 0) {
             rc = -1;
         }
@@ -975,21 +993,9 @@ static int parse_globs(struct ctx *c, const struct field *f,
                        const yaml_node_t *v, bool is_cmd,
                        struct rule_glob **out, size_t *nout)
 {
-    size_t n = 1;
+    size_t n;
 
-    if (is_null(v)) {
-        err_at(c, &v->start_mark, "missing value for '%s'", f->name);
-        return -1;
-    }
-    if (v->type == YAML_SEQUENCE_NODE) {
-        n = seq_len(v);
-        if (n == 0) {
-            err_at(c, &v->start_mark, "'%s' must not be an empty list",
-                   f->name);
-            return -1;
-        }
-    } else if (v->type != YAML_SCALAR_NODE) {
-        err_at(c, &v->start_mark, "expected a string or a list of strings");
+    if (items_count(c, f, v, &n) != 0) {
         return -1;
     }
     struct rule_glob *g = calloc(n, sizeof(*g));
@@ -999,10 +1005,7 @@ static int parse_globs(struct ctx *c, const struct field *f,
     }
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
-        const yaml_node_t *item =
-            v->type == YAML_SCALAR_NODE
-                ? v
-                : node_at(c, v->data.sequence.items.start[i]);
+        const yaml_node_t *item = items_at(c, v, i);
         if (!glob_ok(c, f, item, is_cmd)) {
             rc = -1;
             continue;

@@ -112,6 +112,27 @@ static bool value_bytes(const char *s, size_t n, uint64_t *out)
     return true;
 }
 
+/* A VALUE or VA line (REPLY_LINE_VALUE, REPLY_LINE_VA) and the bytes of
+ * the data block it heads; REPLY_LINE_OTHER for any other line. */
+static enum reply_line line_block(const char *s, size_t n, uint64_t *len)
+{
+    if (PREFIX(s, n, "VALUE ")) {
+        if (value_bytes(s, n, len) && *len <= UINT64_MAX - 2) {
+            return REPLY_LINE_VALUE;
+        }
+    } else if (PREFIX(s, n, "VA ")) {
+        if (token_number(s, n, 1, len) && *len <= UINT64_MAX - 2) {
+            return REPLY_LINE_VA;
+        }
+    }
+    return REPLY_LINE_OTHER;
+}
+
+enum reply_line reply_line_block(const char *s, size_t n, uint64_t *len)
+{
+    return line_block(s, n, len);
+}
+
 /* // VALUE <key> <flags> <bytes> [<cas>] | VA <bytes> <flags>* | ... */
 static void classify_line(struct reply_framer *r)
 {
@@ -125,19 +146,14 @@ static void classify_line(struct reply_framer *r)
         return;
     }
     switch (s[0]) {
-    case 'V':
-        if (PREFIX(s, n, "VALUE ")) {
-            if (value_bytes(s, n, &len) && len <= UINT64_MAX - 2) {
-                r->line = REPLY_LINE_VALUE;
-                r->data_left = len + 2;
-            }
-        } else if (PREFIX(s, n, "VA ")) {
-            if (token_number(s, n, 1, &len) && len <= UINT64_MAX - 2) {
-                r->line = REPLY_LINE_VA;
-                r->data_left = len + 2;
-            }
+    case 'V': {
+        enum reply_line line = line_block(s, n, &len);
+        if (line != REPLY_LINE_OTHER) {
+            r->line = line;
+            r->data_left = len + 2;
         }
         break;
+    }
     case 'E':
         if (n == 3 && s[1] == 'N' && s[2] == 'D') {
             r->line = REPLY_LINE_END;

@@ -11,6 +11,7 @@
 #include <event2/event.h>
 
 #include "conn_int.h"
+#include "mcfault/reply.h"
 
 /* A throttled reply is released at least this often, and not in smaller
  * steps: 100 steps a second (10 ms), like a token bucket refilled each
@@ -265,47 +266,6 @@ static bool key_wanted(const struct shape_spec *s, const char *key, size_t len)
     return false;
 }
 
-/* The space-separated token number idx of line[0..n), or NULL. */
-static const char *token(const char *line, size_t n, int idx, size_t *tlen)
-{
-    size_t i = 0;
-
-    for (int t = 0; i < n; t++) {
-        while (i < n && line[i] == ' ') {
-            i++;
-        }
-        size_t s = i;
-        while (i < n && line[i] != ' ') {
-            i++;
-        }
-        if (s == i) {
-            break;
-        }
-        if (t == idx) {
-            *tlen = i - s;
-            return line + s;
-        }
-    }
-    return NULL;
-}
-
-static bool parse_len(const char *p, size_t n, uint64_t *out)
-{
-    uint64_t v = 0;
-
-    if (p == NULL || n == 0 || n > 19) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] < '0' || p[i] > '9') {
-            return false;
-        }
-        v = v * 10 + (uint64_t)(p[i] - '0');
-    }
-    *out = v;
-    return true;
-}
-
 /* Flips bits in every value of the whole reply b[0..n): the data blocks
  * after "VALUE <key> <flags> <bytes>" and "VA <bytes>" lines. */
 static void corrupt_reply(struct fx *f, char *b, size_t n)
@@ -321,19 +281,15 @@ static void corrupt_reply(struct fx *f, char *b, size_t n)
         size_t ll = end - i >= 2 ? end - i - 2 : 0; /* without \r\n */
         const char *line = b + i;
         uint64_t vlen = 0;
-        bool value = false;
+        enum reply_line kind = reply_line_block(line, ll, &vlen);
+        bool value = kind != REPLY_LINE_OTHER;
         bool wanted = true;
-        size_t kl = 0;
-        size_t tl = 0;
-        const char *t = NULL;
-        if (ll > 6 && memcmp(line, "VALUE ", 6) == 0) {
-            const char *key = token(line, ll, 1, &kl);
-            t = token(line, ll, 3, &tl);
-            value = key != NULL && parse_len(t, tl, &vlen);
-            wanted = value && key_wanted(&f->cur, key, kl);
-        } else if (ll > 3 && memcmp(line, "VA ", 3) == 0) {
-            t = token(line, ll, 1, &tl);
-            value = parse_len(t, tl, &vlen);
+        if (kind == REPLY_LINE_VALUE) {
+            /* "VALUE <key> ...": the key ends at the next space. */
+            const char *key = line + 6;
+            const char *sp = memchr(key, ' ', ll - 6);
+            wanted = key_wanted(&f->cur, key,
+                                sp != NULL ? (size_t)(sp - key) : ll - 6);
         }
         i = end;
         if (value) {

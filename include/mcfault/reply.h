@@ -79,6 +79,11 @@ bool reply_idle(const struct reply_framer *r);
 enum reply_event reply_feed(struct reply_framer *r, const char *buf, size_t len,
                             size_t *consumed);
 
+/* Whether the reply line s[0..n) (its \r\n excluded) heads a data block,
+ * read as the framer reads it: REPLY_LINE_VALUE or REPLY_LINE_VA with *len
+ * the block's bytes (its \r\n excluded), else REPLY_LINE_OTHER. */
+enum reply_line reply_line_block(const char *s, size_t n, uint64_t *len);
+
 /* The last line's text for logging: up to REPLY_HEAD_MAX bytes without the
  * line terminator. */
 size_t reply_last_line(const struct reply_framer *r, const char **text);

@@ -34,6 +34,18 @@ def write_class_file(cls, text, name='rules.yaml'):
     return path
 
 
+def start_with_admin(cls, rules):
+    """For a test class: a memcached (cls.up) and an mcfault in front of it
+    with the rule file text `rules` (cls.cfg) and the admin API on
+    cls.admin, both stopped at class cleanup."""
+    cls.up = harness.start_memcached_for_class(cls)
+    cls.cfg = write_class_file(cls, rules)
+    cls.admin = harness.free_port()
+    cls.mcfault = harness.start_mcfault_for_class(
+        cls, cls.up.port, ['-c', cls.cfg, '--admin', str(cls.admin)])
+    harness.wait_port(cls.admin, 10, cls.mcfault.proc, 'admin API')
+
+
 def replace_file(path, text):
     """Replaces path's content atomically (a reload never sees half a
     file)."""

@@ -196,12 +196,7 @@ class AdminApiTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.up = harness.start_memcached_for_class(cls)
-        cls.cfg = faultkit.write_class_file(cls, RULES_FILE)
-        cls.admin = harness.free_port()
-        cls.mcfault = harness.start_mcfault_for_class(
-            cls, cls.up.port, ['-c', cls.cfg, '--admin', str(cls.admin)])
-        harness.wait_port(cls.admin, 10, cls.mcfault.proc, 'admin API')
+        faultkit.start_with_admin(cls, RULES_FILE)
 
     def json(self, method, path, body=None, want=None):
         return http_json(self, self.admin, method, path, body, want)

@@ -94,12 +94,7 @@ class RulesEditTest(ApiCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.up = harness.start_memcached_for_class(cls)
-        cls.cfg = faultkit.write_class_file(cls, RULES_FILE)
-        cls.admin = harness.free_port()
-        cls.mcfault = harness.start_mcfault_for_class(
-            cls, cls.up.port, ['-c', cls.cfg, '--admin', str(cls.admin)])
-        harness.wait_port(cls.admin, 10, cls.mcfault.proc, 'admin API')
+        faultkit.start_with_admin(cls, RULES_FILE)
 
     def setUp(self):
         self.json('POST', '/reset', want=200)

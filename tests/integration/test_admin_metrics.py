@@ -221,12 +221,7 @@ class UpstreamLatencyTest(MetricsBase):
 
     @classmethod
     def setUpClass(cls):
-        cls.up = harness.start_memcached_for_class(cls)
-        cls.cfg = faultkit.write_class_file(cls, RULES)
-        cls.admin = harness.free_port()
-        cls.mcfault = harness.start_mcfault_for_class(
-            cls, cls.up.port, ['-c', cls.cfg, '--admin', str(cls.admin)])
-        harness.wait_port(cls.admin, 10, cls.mcfault.proc, 'admin API')
+        faultkit.start_with_admin(cls, RULES)
 
     def setUp(self):
         self.reset()

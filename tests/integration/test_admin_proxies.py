@@ -93,12 +93,7 @@ class ProxySwitchTest(ProxyCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.up = harness.start_memcached_for_class(cls)
-        cls.cfg = faultkit.write_class_file(cls, RULES_FILE)
-        cls.admin = harness.free_port()
-        cls.mcfault = harness.start_mcfault_for_class(
-            cls, cls.up.port, ['-c', cls.cfg, '--admin', str(cls.admin)])
-        harness.wait_port(cls.admin, 10, cls.mcfault.proc, 'admin API')
+        faultkit.start_with_admin(cls, RULES_FILE)
 
     def setUp(self):
         self.json('POST', '/reset', want=200)
@@ -363,12 +358,7 @@ class RuleFieldsTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.up = harness.start_memcached_for_class(cls)
-        cls.cfg = faultkit.write_class_file(cls, FIELDS_FILE)
-        cls.admin = harness.free_port()
-        cls.mcfault = harness.start_mcfault_for_class(
-            cls, cls.up.port, ['-c', cls.cfg, '--admin', str(cls.admin)])
-        harness.wait_port(cls.admin, 10, cls.mcfault.proc, 'admin API')
+        faultkit.start_with_admin(cls, FIELDS_FILE)
 
     def test_every_field(self):
         st, doc = http_json(self, self.admin, 'GET', '/rules', want=200)
