@@ -422,6 +422,22 @@ def wait_for(pred, timeout=5.0, interval=0.05):
         time.sleep(interval)
 
 
+def server_side_connections(port):
+    """How many accepted TCP connections on 127.0.0.1:port the server still
+    holds open (ESTABLISHED, or CLOSE_WAIT: the client closed, the server has
+    not yet), from /proc/net/tcp."""
+    want_local = '0100007F:%04X' % port
+    n = 0
+    with open('/proc/net/tcp') as f:
+        next(f)
+        for line in f:
+            parts = line.split()
+            if (parts[1] == want_local and parts[3] in ('01', '08') and
+                    not parts[2].endswith(':0000')):
+                n += 1
+    return n
+
+
 def socket_inode_of_connection(local_port, remote_port):
     """Inode of the TCP socket 127.0.0.1:local_port <-> 127.0.0.1:remote_port
     from /proc/net/tcp, or None."""
