@@ -86,7 +86,7 @@ static int enqueue_fault(struct conn *c, enum inflight_type type, bool rst)
     return inflight_push(&c->q, e);
 }
 
-bool apply_head(struct conn *c)
+bool apply_head_entries(struct conn *c)
 {
     struct inflight_entry *e;
 
@@ -484,7 +484,7 @@ static int apply_shape(struct conn *c, const struct proto_cmd *cmd,
         return -1;
     }
     /* No group was open: forward queued exactly one entry. */
-    inflight_at(&c->q, c->q.len - 1)->shape = 1;
+    inflight_mark_shape(&c->q);
     if (r->action == RULE_TRUNCATE) {
         c->post_rst = r->close == RULE_CLOSE_RESET;
         return post_after(c, cmd, FX_DROP, 0);

@@ -513,6 +513,14 @@ reply_take(struct conn *c, const struct inflight_entry *h, enum reply_event ev,
     return rc;
 }
 
+/* Nothing queued is marked (swallow, shape, a stripped barrier), nothing
+ * shaped is at work and no byte is held back as a possible MN: the reply
+ * goes on as memcached sent it. */
+static inline bool replies_plain(const struct conn *c)
+{
+    return c->q.marked == 0 && c->fx == NULL && c->mn_len == 0;
+}
+
 /*
  * Frames p[0..n) from the upstream and passes it to the client in order,
  * acting on the proxy's own entries as they reach the head. Takes all n
@@ -528,8 +536,7 @@ static void reply_chunk(struct conn *c, const char *p, size_t n)
     r->start = 0;
     r->end = 0;
     c->rp_active = true;
-    while (rc == 0 && (c->fx == NULL || !shape_blocks(c->fx)) &&
-           apply_head(c) && pos < n) {
+    while (rc == 0 && !shape_blocks(c->fx) && apply_head(c) && pos < n) {
         if (c->mode != MODE_TEXT) {
             rc = run_take(r, &c->cout, pos, n - pos);
             pos = n;
@@ -539,14 +546,17 @@ static void reply_chunk(struct conn *c, const char *p, size_t n)
             reply_expect(&c->framer, expected_kind(c));
         }
         struct inflight_entry *h = inflight_head(&c->q);
-        /* swallow or shape: the reply does not go on as it is. */
-        bool special = h != NULL && h->marks != 0;
-        bool strip = !(special && h->swallow) && strip_next_mn(c);
+        bool special = false; /* swallow or shape: not on as it is */
+        bool strip = false;
         size_t used;
-        enum reply_event ev = reply_feed(&c->framer, p + pos, n - pos, &used);
-        if (!special && !strip && c->mn_len == 0) {
+        enum reply_event ev;
+        if (replies_plain(c)) {
+            ev = reply_feed(&c->framer, p + pos, n - pos, &used);
             rc = run_take(r, &c->cout, pos, used); /* the common case */
         } else {
+            special = h != NULL && h->marks != 0;
+            strip = !(special && h->swallow) && strip_next_mn(c);
+            ev = reply_feed(&c->framer, p + pos, n - pos, &used);
             rc = reply_take(c, h, ev, strip, p, pos, used);
         }
         pos += used;

@@ -209,12 +209,21 @@ enum connect_verdict apply_connect(struct conn *c);
 /* The current data block ended. Returns 0 or -1 (out of memory). */
 int apply_data_end(struct conn *c);
 
+/* apply_head's work when the head is an entry the proxy made. */
+bool apply_head_entries(struct conn *c);
+
 /*
  * Acts on the entries at the head of the in-flight queue that the proxy
  * made (LOCAL, DELAY, DROP, HANG). Returns false when replies must not
  * flow now. The caller first checks shape_blocks: paced bytes go before
- * anything behind them.
+ * anything behind them. Inline: a forwarded command's reply at the head,
+ * the common case, costs one test.
  */
-bool apply_head(struct conn *c);
+static inline bool apply_head(struct conn *c)
+{
+    const struct inflight_entry *e = inflight_head(&c->q);
+
+    return e == NULL || e->type < IF_LOCAL || apply_head_entries(c);
+}
 
 #endif

@@ -13,6 +13,7 @@ void inflight_init(struct inflight *q)
     q->cap = INFLIGHT_INLINE;
     q->head = 0;
     q->len = 0;
+    q->marked = 0;
     q->group_open = false;
 }
 
@@ -54,11 +55,13 @@ int inflight_push(struct inflight *q, struct inflight_entry e)
     }
     *inflight_at(q, q->len) = e;
     q->len++;
+    q->marked += e.marks != 0;
     return 0;
 }
 
 void inflight_pop(struct inflight *q)
 {
+    q->marked -= inflight_at(q, 0)->marks != 0;
     q->head = (q->head + 1) & (q->cap - 1);
     q->len--;
     if (q->len == 0 && q->slots != q->small) {
@@ -68,6 +71,14 @@ void inflight_pop(struct inflight *q)
         inflight_init(q);
         q->group_open = open;
     }
+}
+
+void inflight_mark_shape(struct inflight *q)
+{
+    struct inflight_entry *e = inflight_at(q, q->len - 1);
+
+    q->marked += e->marks == 0;
+    e->shape = 1;
 }
 
 static int close_group(struct inflight *q, bool strip)

@@ -69,6 +69,8 @@ struct inflight {
     uint32_t cap;                 /* a power of two */
     uint32_t head;
     uint32_t len;
+    uint32_t marked; /* entries whose marks are not 0: while there are none,
+                        every reply goes on as it is (conn.c's fast path) */
     bool group_open; /* the tail is a GROUP no barrier closed yet */
     struct inflight_entry small[INFLIGHT_INLINE];
 };
@@ -92,6 +94,9 @@ int inflight_push(struct inflight *q, struct inflight_entry e);
 
 /* Removes the oldest entry (the queue is not empty). */
 void inflight_pop(struct inflight *q);
+
+/* Marks the newest entry (a ONE just forwarded) as shaped. */
+void inflight_mark_shape(struct inflight *q);
 
 /*
  * Records a forwarded command: its reply kind (enum proto_reply), whether

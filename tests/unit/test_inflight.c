@@ -455,17 +455,22 @@ static bool same_entry(const struct inflight_entry *a,
 {
     /* kind is only meaningful for ONE. */
     return a->type == b->type && a->strip == b->strip &&
-           a->swallow == b->swallow && a->len == b->len &&
-           a->until == b->until && (a->type != IF_ONE || a->kind == b->kind);
+           a->swallow == b->swallow && a->shape == b->shape &&
+           a->rst == b->rst && a->len == b->len && a->until == b->until &&
+           (a->type != IF_ONE || a->kind == b->kind);
 }
 
 static void compare(struct inflight *q, const struct model *m, uint64_t seed,
                     size_t op)
 {
     bool ok = q->len == m->len && q->group_open == m->open;
+    uint32_t marked = 0;
     for (uint32_t i = 0; ok && i < m->len; i++) {
         ok = same_entry(inflight_at(q, i), &m->e[i]);
+        marked += m->e[i].marks != 0;
     }
+    /* The fast path's count: the entries with a mark, no more, no less. */
+    ok = ok && q->marked == marked;
     if (!ok) {
         char got[512];
         describe(q, got, sizeof(got));
@@ -508,9 +513,15 @@ static void random_run(uint64_t seed, size_t ops, unsigned bias)
                 bool noreply = (r >> 24) % 4 == 0;
                 bool mn = (r >> 28) % 6 == 0;
                 bool swallow = (r >> 32) % 5 == 0;
+                bool pushed = !m.open && !noreply;
                 assert_int_equal(
                     inflight_forward(&q, kind, noreply, mn, swallow), 0);
                 model_forward(&m, kind, noreply, mn, swallow);
+                if (pushed && (r >> 44) % 4 == 0) {
+                    /* apply.c's shaped reply: the ONE just forwarded. */
+                    inflight_mark_shape(&q);
+                    m.e[m.len - 1].shape = 1;
+                }
             } else if (what < 13) {
                 int want = model_fence(&m);
                 assert_int_equal(inflight_fence(&q), want);
@@ -519,6 +530,7 @@ static void random_run(uint64_t seed, size_t ops, unsigned bias)
                     .type = (uint8_t)(IF_LOCAL + (r >> 36) % 4),
                     .len = (uint32_t)(r >> 40),
                     .until = r >> 20};
+                e.rst = e.type == IF_DROP && (r >> 50) % 2 == 0;
                 assert_int_equal(inflight_push(&q, e), 0);
                 model_push(&m, e);
             }
