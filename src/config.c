@@ -2087,7 +2087,7 @@ void config_errors_free(struct config_errors *errs)
 }
 
 /*
- * // digit+ ['.' digit+] unit        unit: us | ms | s
+ * // digit+ ['.' digit+] unit        unit: us | ms | s | m | h
  * Exact in integers: a fraction is allowed down to the microsecond.
  */
 int config_parse_duration(const char *s, size_t len, uint64_t *us,
@@ -2096,7 +2096,11 @@ int config_parse_duration(const char *s, size_t len, uint64_t *us,
     static const struct {
         const char *name;
         uint64_t us;
-    } units[] = {{"us", 1}, {"ms", 1000}, {"s", 1000000}};
+    } units[] = {{"us", 1},
+                 {"ms", 1000},
+                 {"s", 1000000},
+                 {"m", 60000000},
+                 {"h", 3600000000}};
     const char *msg = NULL;
     size_t i = 0;
     size_t int_end;
@@ -2115,7 +2119,7 @@ int config_parse_duration(const char *s, size_t len, uint64_t *us,
     }
     int_end = i;
     if (int_end == 0) {
-        msg = "expected a number followed by a unit (us, ms, s)";
+        msg = "expected a number followed by a unit (us, ms, s, m, h)";
         goto fail;
     }
     if (i < len && s[i] == '.') {
@@ -2130,7 +2134,7 @@ int config_parse_duration(const char *s, size_t len, uint64_t *us,
         }
     }
     if (i == len) {
-        msg = "missing unit (us, ms, s)";
+        msg = "missing unit (us, ms, s, m, h)";
         goto fail;
     }
     for (size_t u = 0; u < sizeof(units) / sizeof(units[0]); u++) {
@@ -2139,7 +2143,7 @@ int config_parse_duration(const char *s, size_t len, uint64_t *us,
         }
     }
     if (mult == 0) {
-        msg = "unknown unit (use us, ms or s)";
+        msg = "unknown unit (use us, ms, s, m or h)";
         goto fail;
     }
     for (size_t k = 0; k < int_end; k++) {

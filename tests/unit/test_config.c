@@ -115,26 +115,39 @@ static const struct duration_case duration_cases[] = {
     {"2.50000000000s", 0, 2500000, NULL},
     {"3600s", 0, 3600000000ULL, NULL},
     {"007ms", 0, 7000, NULL},
+    {"5m", 0, 300000000ULL, NULL},
+    {"1.5m", 0, 90000000ULL, NULL},
+    {"0.0000001m", 0, 6, NULL},
+    {"1h", 0, 3600000000ULL, NULL},
+    {"0.25h", 0, 900000000ULL, NULL},
+    {"0.00000001h", 0, 36, NULL},
+    {"1.00000001h", 0, 3600000036ULL, NULL},
+    {"720h", 0, 2592000000000ULL, NULL},
+    {"5124095576h", 0, 18446744073600000000ULL, NULL},
     {"18446744073709551615us", 0, UINT64_MAX, NULL},
     {"18446744073709s", 0, 18446744073709000000ULL, NULL},
-    {"500", -1, 0, "missing unit (us, ms, s)"},
-    {"0", -1, 0, "missing unit (us, ms, s)"},
-    {"1.5", -1, 0, "missing unit (us, ms, s)"},
-    {"", -1, 0, "expected a number followed by a unit (us, ms, s)"},
-    {"ms", -1, 0, "expected a number followed by a unit (us, ms, s)"},
-    {".5s", -1, 0, "expected a number followed by a unit (us, ms, s)"},
-    {"+5s", -1, 0, "expected a number followed by a unit (us, ms, s)"},
-    {" 5s", -1, 0, "expected a number followed by a unit (us, ms, s)"},
+    {"500", -1, 0, "missing unit (us, ms, s, m, h)"},
+    {"0", -1, 0, "missing unit (us, ms, s, m, h)"},
+    {"1.5", -1, 0, "missing unit (us, ms, s, m, h)"},
+    {"", -1, 0, "expected a number followed by a unit (us, ms, s, m, h)"},
+    {"ms", -1, 0, "expected a number followed by a unit (us, ms, s, m, h)"},
+    {".5s", -1, 0, "expected a number followed by a unit (us, ms, s, m, h)"},
+    {"+5s", -1, 0, "expected a number followed by a unit (us, ms, s, m, h)"},
+    {" 5s", -1, 0, "expected a number followed by a unit (us, ms, s, m, h)"},
     {"5.s", -1, 0, "expected digits after '.'"},
     {"-1ms", -1, 0, "negative durations are not allowed"},
     {"-0s", -1, 0, "negative durations are not allowed"},
-    {"5 ms", -1, 0, "unknown unit (use us, ms or s)"},
-    {"5ms ", -1, 0, "unknown unit (use us, ms or s)"},
-    {"5m", -1, 0, "unknown unit (use us, ms or s)"},
-    {"5h", -1, 0, "unknown unit (use us, ms or s)"},
-    {"5MS", -1, 0, "unknown unit (use us, ms or s)"},
-    {"5sec", -1, 0, "unknown unit (use us, ms or s)"},
-    {"1e3ms", -1, 0, "unknown unit (use us, ms or s)"},
+    {"5 ms", -1, 0, "unknown unit (use us, ms, s, m or h)"},
+    {"5ms ", -1, 0, "unknown unit (use us, ms, s, m or h)"},
+    {"5min", -1, 0, "unknown unit (use us, ms, s, m or h)"},
+    {"5H", -1, 0, "unknown unit (use us, ms, s, m or h)"},
+    {"5d", -1, 0, "unknown unit (use us, ms, s, m or h)"},
+    {"1.000000001h", -1, 0, "finer than a microsecond"},
+    {"0.00000001m", -1, 0, "finer than a microsecond"},
+    {"5124095577h", -1, 0, "too large"},
+    {"5MS", -1, 0, "unknown unit (use us, ms, s, m or h)"},
+    {"5sec", -1, 0, "unknown unit (use us, ms, s, m or h)"},
+    {"1e3ms", -1, 0, "unknown unit (use us, ms, s, m or h)"},
     {"1.5us", -1, 0, "finer than a microsecond"},
     {"0.0001ms", -1, 0, "finer than a microsecond"},
     {"18446744073709551616us", -1, 0, "too large"},
@@ -174,8 +187,10 @@ static void test_duration_length(void **state)
     (void)state;
     assert_int_equal(config_parse_duration("5msXYZ", 3, &us, NULL), 0);
     assert_int_equal(us, 5000);
-    assert_int_equal(config_parse_duration("5ms", 2, &us, &why), -1);
-    assert_string_equal(why, "unknown unit (use us, ms or s)");
+    assert_int_equal(config_parse_duration("5ms", 2, &us, &why), 0);
+    assert_int_equal(us, 300000000); /* "5m": five minutes */
+    assert_int_equal(config_parse_duration("5us", 2, &us, &why), -1);
+    assert_string_equal(why, "unknown unit (use us, ms, s, m or h)");
     assert_int_equal(config_parse_duration("5\0s", 3, &us, &why), -1);
 }
 
@@ -577,7 +592,7 @@ static const struct good_case good_cases[] = {
      "  - {action: drop, client: \"::ffff:10.0.0.0/104\"}\n"
      "  - {action: drop, min_size: 0, max_size: 0}\n"
      "  - {action: drop, min_size: 18446744073709551615}\n"
-     "  - {action: drop, schedule: {start: 2592000s, duration: 1s, every: "
+     "  - {action: drop, schedule: {start: 720h, duration: 1s, every: "
      "1s}}\n"
      "  - {action: drop, schedule: {every: 0s}}\n",
      15, NULL},
@@ -687,7 +702,7 @@ static void test_new_keys(void **state)
         "    connections: 25%\n"
         "    min_size: 512KiB\n"
         "    max_size: 1MiB\n"
-        "    schedule: {start: 10s, duration: 5s, every: 60s}\n"
+        "    schedule: {start: 10s, duration: 5s, every: 1m}\n"
         "  - name: once\n"
         "    action: hang\n"
         "    client: 192.168.1.7/32\n"
@@ -1231,17 +1246,18 @@ static const struct bad_case bad_cases[] = {
       "t.yaml:5:5: 'jitter' does not apply to action error (only to delay)"}},
     {"bad durations",
      "rules:\n  - {action: delay, delay: 500}\n"
-     "  - {action: delay, delay: 1h}\n"
+     "  - {action: delay, delay: 1d}\n"
      "  - {action: delay, delay: -5ms}\n"
-     "  - {action: delay, delay: 3601s}\n"
+     "  - {action: delay, delay: 61m}\n"
      "  - {action: delay, delay: 1s, jitter: 1.5us}\n"
      "  - {action: delay, delay: [1s]}\n",
-     {"t.yaml:2:28: bad duration '500' in 'delay': missing unit (us, ms, s)",
-      "t.yaml:3:28: bad duration '1h' in 'delay': unknown unit (use us, ms or "
-      "s)",
+     {"t.yaml:2:28: bad duration '500' in 'delay': missing unit (us, ms, s, m, "
+      "h)",
+      "t.yaml:3:28: bad duration '1d' in 'delay': unknown unit (use us, ms, "
+      "s, m or h)",
       "t.yaml:4:28: bad duration '-5ms' in 'delay': negative durations are not "
       "allowed",
-      "t.yaml:5:28: 'delay' must be at most 3600s, got '3601s'",
+      "t.yaml:5:28: 'delay' must be at most 3600s, got '61m'",
       "t.yaml:6:40: bad duration '1.5us' in 'jitter': finer than a microsecond",
       "t.yaml:7:28: expected a duration such as 500ms"}},
     {"jitter over delay",
@@ -1374,8 +1390,7 @@ static const struct bad_case bad_cases[] = {
       "t.yaml:6:27: bad size '-5' in 'size': negative sizes are not allowed",
       "t.yaml:7:27: bad size '1-' in 'size': expected a number of bytes such "
       "as 512 or 4KiB",
-      "t.yaml:8:40: bad duration '2h' in 'interval': unknown unit (use us, ms "
-      "or s)",
+      "t.yaml:8:40: 'interval' must be at most 3600s, got '2h'",
       "t.yaml:9:40: 'interval' must be at most 3600s, got '3601s'"}},
     {"bad keeps",
      "rules:\n  - {action: truncate, keep: 101%}\n"
@@ -1458,7 +1473,7 @@ static const struct bad_case bad_cases[] = {
      "rules:\n  - action: drop\n    schedule: {start: 1s, every: 10s}\n"
      "  - action: drop\n    schedule: {duration: 20s, every: 10s}\n"
      "  - action: drop\n    schedule: {start: 2592001s}\n"
-     "  - action: drop\n    schedule: {begin: 1s, duration: 5m}\n"
+     "  - action: drop\n    schedule: {begin: 1s, duration: 5d}\n"
      "  - action: drop\n    schedule: 10s\n"
      "  - action: drop\n    schedule:\n"
      "  - action: drop\n    schedule: {duration: 1s, start: 1s, start: 2s}\n",
@@ -1467,8 +1482,8 @@ static const struct bad_case bad_cases[] = {
       "t.yaml:7:23: 'start' must be at most 2592000s, got '2592001s'",
       "t.yaml:9:16: unknown key 'begin' in schedule (known: start, duration, "
       "every)",
-      "t.yaml:9:37: bad duration '5m' in 'duration': unknown unit (use us, ms "
-      "or s)",
+      "t.yaml:9:37: bad duration '5d' in 'duration': unknown unit (use us, "
+      "ms, s, m or h)",
       "t.yaml:11:15: expected a mapping",
       "t.yaml:13:14: missing value for 'schedule'",
       "t.yaml:15:41: duplicate key 'start' (first at line 15)"}},
@@ -1522,7 +1537,8 @@ static const struct bad_case bad_cases[] = {
      {"t.yaml:1:7: 'seed' must be a non-negative integer, got 'x'",
       "t.yaml:3:5: rule 'a': action error needs 'message'",
       "t.yaml:5:5: 'delay' does not apply to action error (only to delay)",
-      "t.yaml:5:12: bad duration '5' in 'delay': missing unit (us, ms, s)",
+      "t.yaml:5:12: bad duration '5' in 'delay': missing unit (us, ms, s, m, "
+      "h)",
       "t.yaml:6:11: duplicate rule name 'a' (first at line 3)",
       "t.yaml:9:13: 'jitter' (2s) must not exceed 'delay' (1s)",
       "t.yaml:10:5: unknown key 'bogus' in rule (known: name, command, key, "
