@@ -91,6 +91,16 @@ def http_json(tc, port, method, path, body=None, want=None):
     return st, doc
 
 
+class AdminCase(unittest.TestCase):
+    """A test case whose admin API listens on self.admin: self.json(method,
+    path, body, want) is http_json on it (a str body is sent as UTF-8)."""
+
+    def json(self, method, path, body=None, want=None):
+        if isinstance(body, str):
+            body = body.encode()
+        return http_json(self, self.admin, method, path, body, want)
+
+
 def cmd(port, data, tail=b'\r\n'):
     """One command through the proxy on a new connection; the reply."""
     rep = faultkit.talk(port, data, tail, timeout=5, drain=0)
@@ -189,7 +199,7 @@ def metric(samples, name, **labels):
 # --------------------------------------------------------------------------
 
 
-class AdminApiTest(unittest.TestCase):
+class AdminApiTest(AdminCase):
     """One memcached, one mcfault with a rule file and --admin PORT (the
     PORT-alone form, bound to 127.0.0.1). Each test sets the rules it
     needs first."""
@@ -197,9 +207,6 @@ class AdminApiTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         faultkit.start_with_admin(cls, RULES_FILE)
-
-    def json(self, method, path, body=None, want=None):
-        return http_json(self, self.admin, method, path, body, want)
 
     def put_rules(self, text, want=200, query=''):
         return self.json('PUT', '/rules' + query, text.encode(), want)[1]

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import faultkit  # noqa: E402
 import harness  # noqa: E402
 from faultkit import get_value, put  # noqa: E402
-from test_admin import (MultiMcfault, cmd, http_json, http_req,  # noqa: E402
+from test_admin import (AdminCase, MultiMcfault, cmd, http_req,  # noqa: E402
                         set_cmd)
 from test_admin_edges import big_rules, read_by_server  # noqa: E402
 
@@ -50,14 +50,9 @@ def names(doc, proxy=0):
     return [r['name'] for r in doc['proxies'][proxy]['rules']]
 
 
-class ApiCase(unittest.TestCase):
+class ApiCase(AdminCase):
     """Helpers shared by the classes below: self.admin is the API's port,
     self.mcfault the proxy, self.up its memcached."""
-
-    def json(self, method, path, body=None, want=None):
-        if isinstance(body, str):
-            body = body.encode()
-        return http_json(self, self.admin, method, path, body, want)
 
     def rules_doc(self):
         return self.json('GET', '/rules', want=200)[1]

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import faultkit  # noqa: E402
 import harness  # noqa: E402
-from test_admin import cmd, http_json, http_req, set_cmd  # noqa: E402
+from test_admin import AdminCase, cmd, http_req, set_cmd  # noqa: E402
 
 # src/admin.c: ADMIN_REQUEST_DEADLINE_S and ADMIN_CONNS_MAX.
 DEADLINE_S = 10
@@ -115,7 +115,7 @@ class Drip:
         self.closed_at = time.monotonic()
 
 
-class AdminEdgesTest(unittest.TestCase):
+class AdminEdgesTest(AdminCase):
 
     def setUp(self):
         self.up = harness.start_memcached_for_test(self)
@@ -127,9 +127,6 @@ class AdminEdgesTest(unittest.TestCase):
             self, self.up.port,
             ['--admin', str(self.admin), '--event-log', self.events])
         harness.wait_port(self.admin, 10, self.mcfault.proc, 'admin API')
-
-    def json(self, method, path, body=None, want=None):
-        return http_json(self, self.admin, method, path, body, want)
 
     # ------------------------------------------------------------------
     # F: slowloris

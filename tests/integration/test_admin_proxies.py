@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import faultkit  # noqa: E402
 import harness  # noqa: E402
-from test_admin import (MultiMcfault, cmd, http_json, http_req,  # noqa: E402
+from test_admin import (AdminCase, MultiMcfault, cmd, http_req,  # noqa: E402
                         metric, parse_metrics, set_cmd)
 
 RULES_FILE = '''rules:
@@ -68,10 +68,7 @@ def refused(port):
     return False
 
 
-class ProxyCase(unittest.TestCase):
-
-    def json(self, method, path, body=None, want=None):
-        return http_json(self, self.admin, method, path, body, want)
+class ProxyCase(AdminCase):
 
     def switch(self, name, on, want=200):
         return self.json('POST', '/proxies/%s/%s'
@@ -356,7 +353,7 @@ COMMON = {'probability': 1, 'after': 0, 'limit': 0, 'forward': False,
           'next_change_ms': None}
 
 
-class RuleFieldsTest(unittest.TestCase):
+class RuleFieldsTest(AdminCase):
     """GET /rules shows each newer action's parameters and each targeting
     key, where they apply."""
 
@@ -365,7 +362,7 @@ class RuleFieldsTest(unittest.TestCase):
         faultkit.start_with_admin(cls, FIELDS_FILE)
 
     def test_every_field(self):
-        st, doc = http_json(self, self.admin, 'GET', '/rules', want=200)
+        st, doc = self.json('GET', '/rules', want=200)
         got = {r['name']: r for r in doc['proxies'][0]['rules']}
 
         def want(name, command, key, action, **extra):
@@ -401,7 +398,7 @@ class RuleFieldsTest(unittest.TestCase):
                                            close='reset',
                                            client=['192.168.0.0/16']))
         # GET /rules/NAME: the same, with the proxy.
-        st, one = http_json(self, self.admin, 'GET', '/rules/tg', want=200)
+        st, one = self.json('GET', '/rules/tg', want=200)
         self.assertEqual(one, dict(got['tg'], proxy='default'))
 
 
@@ -420,7 +417,7 @@ SCHEDULE_FILE = '''rules:
 '''
 
 
-class RuleScheduleTest(unittest.TestCase):
+class RuleScheduleTest(AdminCase):
     """GET /rules says whether each rule is in force now and when that
     next changes."""
 
@@ -434,8 +431,7 @@ class RuleScheduleTest(unittest.TestCase):
 
     def rule(self, name):
         """(in_force, next_change_ms, the monotonic time it was read)."""
-        st, doc = http_json(self, self.admin, 'GET', '/rules/' + name,
-                            want=200)
+        st, doc = self.json('GET', '/rules/' + name, want=200)
         return doc['in_force'], doc['next_change_ms'], time.monotonic()
 
     def wait_in_force(self, want, timeout=8.0):
@@ -452,7 +448,7 @@ class RuleScheduleTest(unittest.TestCase):
             time.sleep(nxt / 1000 + 0.02)
 
     def test_fields_of_rules_with_and_without_schedule(self):
-        st, doc = http_json(self, self.admin, 'GET', '/rules', want=200)
+        st, doc = self.json('GET', '/rules', want=200)
         sched, always = doc['proxies'][0]['rules']
         self.assertEqual(sched['schedule'], {
             'start_us': 2000000, 'duration_us': 1000000,
@@ -464,14 +460,14 @@ class RuleScheduleTest(unittest.TestCase):
         self.assertIs(always['in_force'], True)
         self.assertIsNone(always['next_change_ms'])
         # A disabled rule is not in force and does not change by itself.
-        http_json(self, self.admin, 'POST', '/rules/sched/disable', want=200)
+        self.json('POST', '/rules/sched/disable', want=200)
         on, nxt, _ = self.rule('sched')
         self.assertEqual((on, nxt), (False, None))
-        http_json(self, self.admin, 'POST', '/rules/always/disable',
+        self.json('POST', '/rules/always/disable',
                   want=200)
         self.assertEqual(self.rule('always')[:2], (False, None))
         # /stats carries in_force too (the dashboard's poll).
-        st, doc = http_json(self, self.admin, 'GET', '/stats', want=200)
+        st, doc = self.json('GET', '/stats', want=200)
         self.assertEqual([(r['name'], r['in_force'])
                           for r in doc['proxies'][0]['rules']],
                          [('sched', False), ('always', False)])
@@ -503,20 +499,20 @@ class RuleScheduleTest(unittest.TestCase):
             self.wait_in_force(False)
             on, nxt, t = self.wait_in_force(True)
         end = t + nxt / 1000
-        http_json(self, self.admin, 'POST', '/reload', want=200)
+        self.json('POST', '/reload', want=200)
         on2, nxt2, t2 = self.rule('sched')
         # The same window: a restarted clock would be off for 2 s.
         self.assertIs(on2, True)
         self.assertAlmostEqual(t2 + nxt2 / 1000, end, delta=0.15)
         # A PUT that keeps the name keeps it too.
-        http_json(self, self.admin, 'PUT', '/rules', SCHEDULE_FILE.encode(),
+        self.json('PUT', '/rules', SCHEDULE_FILE.encode(),
                   want=200)
         on3, nxt3, t3 = self.rule('sched')
         if t3 < end - 0.05:
             self.assertIs(on3, True)
             self.assertAlmostEqual(t3 + nxt3 / 1000, end, delta=0.15)
         # A reset starts every clock again: off for 2 s from now.
-        http_json(self, self.admin, 'POST', '/reset', want=200)
+        self.json('POST', '/reset', want=200)
         on4, nxt4, t4 = self.rule('sched')
         self.assertIs(on4, False)
         self.assertTrue(1800 <= nxt4 <= 2000, nxt4)
