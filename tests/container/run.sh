@@ -213,26 +213,7 @@ EOF
 # Sends $2 (Python escapes allowed) to 127.0.0.1:$1 and checks that the
 # reply is exactly $3 (read until that many bytes came, or 5 s).
 exchange() {
-    python3 - "$@" <<'EOF'
-import socket, sys
-port = int(sys.argv[1])
-req = sys.argv[2].encode().decode("unicode_escape").encode("latin1")
-want = sys.argv[3].encode().decode("unicode_escape").encode("latin1")
-s = socket.create_connection(("127.0.0.1", port), timeout=5)
-s.sendall(req)
-got = b""
-try:
-    while len(got) < len(want):
-        b = s.recv(65536)
-        if not b:
-            break
-        got += b
-except socket.timeout:
-    pass
-s.close()
-if got != want:
-    sys.exit("sent %r to port %d: got %r, want %r" % (req, port, got, want))
-EOF
+    python3 scripts/exchange.py "$@"
 }
 
 # `podman healthcheck run` of container $1: prints its exit status (0
