@@ -1333,6 +1333,27 @@ static void action_list(char *names, size_t size, unsigned mask)
     }
 }
 
+/* The value a connect rule has anyway (`key: "*"` or `["*"]`, `forward:
+ * false`), as GET /rules reports it: accepted, so that a rule read back
+ * can be sent again as it is. */
+static bool connect_default(struct ctx *c, int f, const yaml_node_t *v)
+{
+    if (f == RF_FORWARD) {
+        return v->type == YAML_SCALAR_NODE && seq_eq(sval(v), slen(v), "false");
+    }
+    if (f != RF_KEY) {
+        return false;
+    }
+    if (v->type == YAML_SEQUENCE_NODE) {
+        if (seq_len(v) != 1) {
+            return false;
+        }
+        v = node_at(c, v->data.sequence.items.start[0]);
+    }
+    return v != NULL && v->type == YAML_SCALAR_NODE &&
+           seq_eq(sval(v), slen(v), "*");
+}
+
 /*
  * Pass 3, `command: connect`: the word alone makes r a connect rule
  * (on_connect); beside other commands it is an error. Reports the keys a
@@ -1371,7 +1392,7 @@ static bool check_connect(struct ctx *c, struct rule *r,
     for (size_t i = 0; i < sizeof(connect_refuses) / sizeof(*connect_refuses);
          i++) {
         int f = connect_refuses[i];
-        if (keys[f] != NULL) {
+        if (keys[f] != NULL && !connect_default(c, f, vals[f])) {
             err_at(c, &keys[f]->start_mark,
                    "'%s' does not apply to command connect",
                    rule_fields[f].name);

@@ -596,6 +596,11 @@ static const struct good_case good_cases[] = {
      "1s}}\n"
      "  - {action: drop, schedule: {every: 0s}}\n",
      15, NULL},
+    {"connect rules as GET /rules reports them (key \"*\", forward false)",
+     "rules:\n  - {command: connect, key: \"*\", forward: false, action: "
+     "drop}\n"
+     "  - {command: [connect], key: [\"*\"], action: hang}\n",
+     2, NULL},
     {"message with tab and UTF-8",
      "rules:\n  - {action: error, message: \"SERVER_ERROR \\t \xc3\xa9\"}\n", 1,
      NULL},
@@ -1496,7 +1501,9 @@ static const struct bad_case bad_cases[] = {
      "  - {command: connect, action: miss}\n"
      "  - {command: connect, action: throttle, rate: 1}\n"
      "  - {command: connect, action: delay}\n"
-     "  - {command: connect, action: hang, close: reset}\n",
+     "  - {command: connect, action: hang, close: reset}\n"
+     "  - {command: connect, key: [\"*\", a], forward: true, action: drop}\n"
+     "  - {command: connect, key: \"a*\", action: drop}\n",
      {"t.yaml:2:16: 'connect' cannot be combined with other commands in "
       "'command'",
       "t.yaml:3:24: 'key' does not apply to command connect",
@@ -1509,7 +1516,10 @@ static const struct bad_case bad_cases[] = {
       "error, delay, drop, hang)",
       "t.yaml:6:5: rule 'rule-5': action delay needs 'delay'",
       "t.yaml:7:38: 'close' does not apply to action hang (only to drop, "
-      "truncate)"}},
+      "truncate)",
+      "t.yaml:8:24: 'key' does not apply to command connect",
+      "t.yaml:8:39: 'forward' does not apply to command connect",
+      "t.yaml:9:24: 'key' does not apply to command connect"}},
 
     /* values are quoted safely in messages */
     {"control bytes and long values in messages",
