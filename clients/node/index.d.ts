@@ -10,11 +10,13 @@ export type Action = 'error' | 'delay' | 'drop' | 'hang' | 'miss'
 
 /**
  * A rule as sent: the keys of a rule in the rule file (docs/config.md).
- * Durations are strings with a unit ("500ms", "1.5s", "250us");
- * probability a number 0..1 or a percentage string ("25%").
+ * Durations are strings with a unit ("500ms", "1.5s", "250us", "5m",
+ * "1h"); probability a number 0..1 or a percentage string ("25%"); byte
+ * counts a number or a string with a unit ("512KiB").
  */
 export interface RuleSpec {
     name?: string;
+    /** Command globs; ['connect'] alone makes a rule about new connections. */
     command?: string | string[];
     key?: string | string[];
     action: Action;
@@ -28,6 +30,27 @@ export interface RuleSpec {
     limit?: number;
     forward?: boolean;
     enabled?: boolean;
+    /** drop, truncate: how the connection closes (default 'fin'). */
+    close?: 'fin' | 'reset';
+    /** Required with action 'throttle': bytes per second ("10KiB/s"). */
+    rate?: number | string;
+    /** Required with action 'slice': a piece's bytes (16) or a range ("1-16"). */
+    size?: number | string;
+    /** slice: the pause between two pieces (default "1ms"). */
+    interval?: string;
+    /** Required with action 'truncate': bytes kept (100) or a share ("50%"). */
+    keep?: number | string;
+    /** corrupt: bits flipped per value (default 1). */
+    flips?: number;
+    /** Only connections from these addresses or networks ("10.0.0.0/8"). */
+    client?: string | string[];
+    /** Only this share of connections, drawn once per connection ("25%"). */
+    connections?: number | string;
+    /** Only commands whose data block is at least / at most this long. */
+    min_size?: number | string;
+    max_size?: number | string;
+    /** In force only in these windows, counted from the rule's first load. */
+    schedule?: { start?: string; duration?: string; every?: string };
 }
 
 /** A proxy entry of the several-proxies document form. */
