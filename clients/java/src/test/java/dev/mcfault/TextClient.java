@@ -19,7 +19,16 @@ final class TextClient implements AutoCloseable {
 
     /** Connects to 127.0.0.1:port; a read that waits longer than readTimeout throws. */
     TextClient(int port, Duration readTimeout) throws IOException {
-        socket = new Socket(InetAddress.getLoopbackAddress(), port);
+        this(port, readTimeout, null);
+    }
+
+    /**
+     * Connects to 127.0.0.1:port from the local address (null: the
+     * kernel's choice, 127.0.0.1), so that mcfault sees that client address.
+     */
+    TextClient(int port, Duration readTimeout, InetAddress local) throws IOException {
+        socket = local == null ? new Socket(InetAddress.getLoopbackAddress(), port)
+                : new Socket(InetAddress.getLoopbackAddress(), port, local, 0);
         socket.setSoTimeout((int) readTimeout.toMillis());
         socket.setTcpNoDelay(true);
         in = socket.getInputStream();
@@ -58,6 +67,50 @@ final class TextClient implements AutoCloseable {
             throw new IllegalStateException("after the value: " + end);
         }
         return new String(data, 0, data.length - 2, StandardCharsets.UTF_8);
+    }
+
+    // get <key>\r\n, the value's bytes as they came (no UTF-8 decoding)
+    /** The value's bytes, or null for a miss; IllegalStateException for any other reply line. */
+    byte[] getBytes(String key) throws IOException {
+        send("get " + key + "\r\n");
+        String first = line();
+        if (first.equals("END")) {
+            return null;
+        }
+        String[] t = first.split(" ");
+        if (t.length < 4 || !t[0].equals("VALUE")) {
+            throw new IllegalStateException("reply to get: " + first);
+        }
+        int n = Integer.parseInt(t[3]);
+        byte[] data = in.readNBytes(n + 2);
+        if (data.length < n + 2) {
+            throw new EOFException("connection closed in a data block");
+        }
+        String end = line();
+        if (!end.equals("END")) {
+            throw new IllegalStateException("after the value: " + end);
+        }
+        return java.util.Arrays.copyOf(data, n);
+    }
+
+    /**
+     * Reads until the server closes, into got; returns how the reading
+     * ended: an EOFException for a FIN, the read's exception otherwise (a
+     * SocketException for a reset, a SocketTimeoutException).
+     */
+    IOException readUntilClosed(ByteArrayOutputStream got) {
+        byte[] buf = new byte[4096];
+        try {
+            while (true) {
+                int n = in.read(buf);
+                if (n < 0) {
+                    return new EOFException("connection closed by the server");
+                }
+                got.write(buf, 0, n);
+            }
+        } catch (IOException e) {
+            return e;
+        }
     }
 
     /** Sends one command line and returns the reply line. */
