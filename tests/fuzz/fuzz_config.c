@@ -88,7 +88,32 @@ static void check_helpers(const char *s, size_t len)
     const char *why = NULL;
 
     if (config_parse_duration(s, len, &us, &why) == 0) {
-        check(len >= 2 && s[0] >= '0' && s[0] <= '9' && s[len - 1] == 's');
+        /* digits, then us, ms, s, m or h; the value agrees with strtod's
+         * reading of the number times the unit. */
+        char num[64];
+        size_t n = 0;
+        while (n < len && ((s[n] >= '0' && s[n] <= '9') || s[n] == '.')) {
+            n++;
+        }
+        check(len >= 2 && s[0] >= '0' && s[0] <= '9' &&
+              (s[len - 1] == 's' || s[len - 1] == 'm' || s[len - 1] == 'h'));
+        const char *unit = s + n;
+        size_t ulen = len - n;
+        double mult = ulen == 2 && unit[0] == 'u'   ? 1
+                      : ulen == 2 && unit[0] == 'm' ? 1e3
+                      : ulen == 1 && unit[0] == 's' ? 1e6
+                      : ulen == 1 && unit[0] == 'm' ? 60e6
+                      : ulen == 1 && unit[0] == 'h' ? 3600e6
+                                                    : -1;
+        check(mult > 0);
+        if (n < sizeof(num)) {
+            memcpy(num, s, n);
+            num[n] = '\0';
+            double want = strtod(num, NULL) * mult;
+            double got = (double)us;
+            check(got - want <= want * 1e-9 + 1 &&
+                  want - got <= want * 1e-9 + 1);
+        }
     } else {
         check(why != NULL && why[0] != '\0');
     }
