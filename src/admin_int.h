@@ -1,14 +1,16 @@
 /*
- * What the admin API's files share (admin.c: routing, rules, stats;
- * admin_upstream.c: the side connection to memcached; admin_page.c: the
- * dashboard): the API's state, requests answered later, and the reply
- * helpers. Not a public header.
+ * What the admin API's files share (admin.c: the server, routing, replies;
+ * admin_health.c, admin_rules.c, admin_stats.c, admin_upstream.c,
+ * admin_page.c: the endpoints): the API's state, requests answered later,
+ * the reply helpers and the handlers admin.c routes to. Not a public
+ * header.
  */
 #ifndef MCFAULT_ADMIN_INT_H
 #define MCFAULT_ADMIN_INT_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include <event2/buffer.h>
@@ -21,6 +23,7 @@ struct health;
 struct change;
 struct conn_track;
 struct upcall;
+struct rule;
 
 /*
  * A request answered later (GET /health, a queued rule change, a command
@@ -88,6 +91,97 @@ struct evhttp_request *admin_held_release(struct held *h);
 int admin_target_proxy(struct admin *ad, struct evhttp_request *req,
                        struct evkeyvalq *params, const char **name,
                        struct app_proxy **ap);
+
+/*
+ * PREFIX NAME /enable or /disable, POST only: the shape of the rule and
+ * proxy switches (NAME percent-encoded; for rules it may hold '/'). Returns
+ * NULL when path is not of that shape (route it elsewhere); else the
+ * decoded NAME (the caller frees it) with *enable set, or NULL with
+ * *answered set when the request was answered (405, a bad NAME).
+ */
+char *admin_switch_path(struct evhttp_request *req, const char *path,
+                        const char *prefix, size_t prefix_len, const char *what,
+                        bool *enable, bool *answered);
+
+/*
+ * The handlers admin.c's route table calls: each answers req at once, or
+ * holds it (admin_held_take) and answers it later; params is the parsed
+ * query string, owned by the caller.
+ */
+
+/* GET /health: probes every proxy's upstream, then 200 or 503
+ * (admin_health.c). */
+void admin_health(struct admin *ad, struct evhttp_request *req,
+                  struct evkeyvalq *params);
+
+/* Drops every GET /health in progress (admin_destroy); a request still
+ * held is freed unanswered. */
+void admin_health_free_all(struct admin *ad);
+
+/* GET /rules: every proxy's rules (or ?proxy's) as JSON (admin_rules.c). */
+void admin_rules_get(struct admin *ad, struct evhttp_request *req,
+                     struct evkeyvalq *params);
+
+/* PUT /rules, DELETE /rules, POST /rules, POST /reload, POST /reset: each
+ * queues a rule change, answered when it is applied (admin_rules.c). */
+void admin_rules_put(struct admin *ad, struct evhttp_request *req,
+                     struct evkeyvalq *params);
+void admin_rules_delete(struct admin *ad, struct evhttp_request *req,
+                        struct evkeyvalq *params);
+void admin_rules_post(struct admin *ad, struct evhttp_request *req,
+                      struct evkeyvalq *params);
+void admin_reload(struct admin *ad, struct evhttp_request *req,
+                  struct evkeyvalq *params);
+void admin_reset(struct admin *ad, struct evhttp_request *req,
+                 struct evkeyvalq *params);
+
+/* GET /rules/NAME: the first proxy's rule of that name (or ?proxy's), or
+ * 404 (admin_rules.c). name stays the caller's. */
+void admin_rule_get(struct admin *ad, struct evhttp_request *req,
+                    struct evkeyvalq *params, const char *name);
+
+/* DELETE /rules/NAME: queues the removal (admin_rules.c); takes name (a
+ * malloc'd string, freed here or with the change). */
+void admin_rule_delete(struct admin *ad, struct evhttp_request *req,
+                       struct evkeyvalq *params, char *name);
+
+/* POST /rules/NAME/enable|disable: queues the switch (admin_rules.c);
+ * takes name (percent-decoded, malloc'd). */
+void admin_rules_toggle(struct admin *ad, struct evhttp_request *req,
+                        char *name, bool enabled);
+
+/*
+ * POST /proxies/NAME/enable and /proxies/NAME/disable: queued with the
+ * rule changes (admin_rules.c). Returns false when path is not of that
+ * shape (req untouched), true when req was answered or queued.
+ */
+bool admin_route_proxy(struct admin *ad, struct evhttp_request *req,
+                       const char *path);
+
+/* Drops every queued rule change (admin_destroy); held requests are freed
+ * unanswered, and the head, while a worker builds it, is left to it. */
+void admin_changes_free_all(struct admin *ad);
+
+/* The schedules' clock, as conn.c reads it for rules_subject.now_us:
+ * CLOCK_MONOTONIC in microseconds (admin_rules.c). */
+uint64_t admin_now_us(void);
+
+/*
+ * Appends ,"in_force":BOOL (r enabled and its schedule has it on at now)
+ * and, with next_too, ,"next_change_ms": when that next changes, or null
+ * when it never does by itself (admin_rules.c).
+ */
+void admin_json_in_force(struct evbuffer *b, const struct rule *r, uint64_t now,
+                         bool next_too);
+
+/* GET /stats (JSON), GET /metrics (Prometheus text) and GET /events
+ * (?since=SEQ: the fault events after it) (admin_stats.c). */
+void admin_stats(struct admin *ad, struct evhttp_request *req,
+                 struct evkeyvalq *params);
+void admin_metrics(struct admin *ad, struct evhttp_request *req,
+                   struct evkeyvalq *params);
+void admin_events(struct admin *ad, struct evhttp_request *req,
+                  struct evkeyvalq *params);
 
 /* POST /upstream/command and GET /upstream/stats (admin_upstream.c). */
 void admin_upstream_command(struct admin *ad, struct evhttp_request *req,
