@@ -1,0 +1,274 @@
+/*
+ * The config's value parsers: durations, probabilities, byte counts and
+ * rates from their text, each a pure function of (pointer, length) with a
+ * static message for what is wrong (config.h).
+ */
+#include "mcfault/config.h"
+
+#include "config_int.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+bool config_seq_eq(const char *s, size_t len, const char *lit)
+{
+    return len == strlen(lit) && memcmp(s, lit, len) == 0;
+}
+
+/*
+ * // digit+ ['.' digit+] unit        unit: us | ms | s | m | h
+ * Exact in integers: a fraction is allowed down to the microsecond.
+ */
+int config_parse_duration(const char *s, size_t len, uint64_t *us,
+                          const char **why)
+{
+    static const struct {
+        const char *name;
+        uint64_t us;
+    } units[] = {{"us", 1},
+                 {"ms", 1000},
+                 {"s", 1000000},
+                 {"m", 60000000},
+                 {"h", 3600000000}};
+    const char *msg = NULL;
+    size_t i = 0;
+    size_t int_end;
+    size_t frac = 0; /* offset of the fraction digits, 0 none */
+    size_t frac_end = 0;
+    uint64_t mult = 0;
+    uint64_t whole = 0;
+    uint64_t total;
+
+    if (len > 0 && s[0] == '-') {
+        msg = "negative durations are not allowed";
+        goto fail;
+    }
+    while (i < len && s[i] >= '0' && s[i] <= '9') {
+        i++;
+    }
+    int_end = i;
+    if (int_end == 0) {
+        msg = "expected a number followed by a unit (us, ms, s, m, h)";
+        goto fail;
+    }
+    if (i < len && s[i] == '.') {
+        frac = ++i;
+        while (i < len && s[i] >= '0' && s[i] <= '9') {
+            i++;
+        }
+        frac_end = i;
+        if (frac_end == frac) {
+            msg = "expected digits after '.'";
+            goto fail;
+        }
+    }
+    if (i == len) {
+        msg = "missing unit (us, ms, s, m, h)";
+        goto fail;
+    }
+    for (size_t u = 0; u < sizeof(units) / sizeof(units[0]); u++) {
+        if (config_seq_eq(s + i, len - i, units[u].name)) {
+            mult = units[u].us;
+        }
+    }
+    if (mult == 0) {
+        msg = "unknown unit (use us, ms, s, m or h)";
+        goto fail;
+    }
+    for (size_t k = 0; k < int_end; k++) {
+        unsigned d = (unsigned)(s[k] - '0');
+        if (whole > (UINT64_MAX - d) / 10) {
+            msg = "too large";
+            goto fail;
+        }
+        whole = 10 * whole + d;
+    }
+    if (whole > UINT64_MAX / mult) {
+        msg = "too large";
+        goto fail;
+    }
+    total = whole * mult;
+    /* Each fraction digit is worth a tenth of the one before; once that
+     * is below a microsecond only zeros may follow. */
+    for (size_t k = frac; frac != 0 && k < frac_end; k++) {
+        unsigned d = (unsigned)(s[k] - '0');
+        if (mult % 10 != 0) {
+            if (d != 0) {
+                msg = "finer than a microsecond";
+                goto fail;
+            }
+            continue;
+        }
+        mult /= 10;
+        if (total > UINT64_MAX - d * mult) {
+            msg = "too large";
+            goto fail;
+        }
+        total += d * mult;
+    }
+    *us = total;
+    return 0;
+fail:
+    if (why != NULL) {
+        *why = msg;
+    }
+    return -1;
+}
+
+/*
+ * // (digit+ ['.' digit*] | '.' digit+) ['%']
+ * The range check is exact (integers); the value is then one division.
+ */
+int config_parse_probability(const char *s, size_t len, double *p,
+                             const char **why)
+{
+    /* Fraction digits past this are ignored: 1e-17 is below a double's
+     * resolution near 1, and 100 * 10^17 still fits in 64 bits. */
+    enum { FRAC_MAX = 17 };
+    const char *msg = NULL;
+    size_t i = 0;
+    size_t digits = 0;
+    uint64_t num = 0;
+    uint64_t den = 1;
+    size_t nfrac = 0;
+    bool percent = false;
+
+    if (len > 0 && s[0] == '-') {
+        msg = "negative";
+        goto fail;
+    }
+    while (i < len && s[i] >= '0' && s[i] <= '9') {
+        num = 10 * num + (unsigned)(s[i] - '0');
+        if (num > 100) {
+            msg = "out of range";
+            goto fail;
+        }
+        i++;
+        digits++;
+    }
+    if (i < len && s[i] == '.') {
+        i++;
+        while (i < len && s[i] >= '0' && s[i] <= '9') {
+            if (nfrac < FRAC_MAX) {
+                num = 10 * num + (unsigned)(s[i] - '0');
+                den *= 10;
+                nfrac++;
+            }
+            i++;
+            digits++;
+        }
+    }
+    if (i < len && s[i] == '%') {
+        percent = true;
+        i++;
+    }
+    if (digits == 0 || i != len) {
+        msg = "not a number";
+        goto fail;
+    }
+    if (percent) {
+        den *= 100;
+    }
+    if (num > den) {
+        msg = "out of range";
+        goto fail;
+    }
+    *p = (double)num / (double)den;
+    return 0;
+fail:
+    if (why != NULL) {
+        *why = msg;
+    }
+    return -1;
+}
+
+/*
+ * // digit+ [unit]        unit: B | KiB | MiB | GiB | KB | kB | MB | GB
+ * For rate (config_parse_rate) an optional "/s" may follow. Whole numbers
+ * only: a fraction of a byte has no meaning, and of a KiB is a typo.
+ */
+static int parse_bytes(const char *s, size_t len, bool rate, uint64_t *out,
+                       const char **why)
+{
+    static const struct {
+        const char *name;
+        uint64_t mult;
+    } units[] = {
+        {"B", 1},
+        {"KiB", 1ULL << 10},
+        {"MiB", 1ULL << 20},
+        {"GiB", 1ULL << 30},
+        {"KB", 1000},
+        {"kB", 1000},
+        {"MB", 1000000},
+        {"GB", 1000000000},
+    };
+    const char *msg = NULL;
+    uint64_t mult = 0;
+    uint64_t n = 0;
+    size_t i = 0;
+
+    if (rate && len >= 2 && s[len - 2] == '/' && s[len - 1] == 's') {
+        len -= 2;
+    }
+    if (len > 0 && s[0] == '-') {
+        msg = "negative sizes are not allowed";
+        goto fail;
+    }
+    for (; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+        unsigned d = (unsigned)(s[i] - '0');
+        if (n > (UINT64_MAX - d) / 10) {
+            msg = "too large";
+            goto fail;
+        }
+        n = 10 * n + d;
+    }
+    if (i == 0) {
+        msg = rate ? "expected bytes per second such as 10KiB/s"
+                   : "expected a number of bytes such as 512 or 4KiB";
+        goto fail;
+    }
+    if (i < len && s[i] == '.') {
+        msg = "a byte count is a whole number (use a smaller unit)";
+        goto fail;
+    }
+    if (i == len) {
+        mult = 1;
+    }
+    for (size_t u = 0; mult == 0 && u < sizeof(units) / sizeof(units[0]); u++) {
+        if (config_seq_eq(s + i, len - i, units[u].name)) {
+            mult = units[u].mult;
+        }
+    }
+    if (mult == 0) {
+        msg = rate ? "unknown unit (use B, KiB, MiB, GiB, KB, MB or GB, "
+                     "then /s)"
+                   : "unknown unit (use B, KiB, MiB, GiB, KB, MB or GB)";
+        goto fail;
+    }
+    if (n > UINT64_MAX / mult) {
+        msg = "too large";
+        goto fail;
+    }
+    *out = n * mult;
+    return 0;
+fail:
+    if (why != NULL) {
+        *why = msg;
+    }
+    return -1;
+}
+
+int config_parse_size(const char *s, size_t len, uint64_t *bytes,
+                      const char **why)
+{
+    return parse_bytes(s, len, false, bytes, why);
+}
+
+int config_parse_rate(const char *s, size_t len, uint64_t *bps,
+                      const char **why)
+{
+    return parse_bytes(s, len, true, bps, why);
+}
