@@ -102,6 +102,28 @@ static void json_cidr(struct evbuffer *b, const struct rule_cidr *c)
     evbuffer_add_printf(b, "\"%s/%u\"", text, bits);
 }
 
+/*
+ * A share (probability, connections, keep) in plain decimals, never an
+ * exponent ("0.00001", not "1e-05", which the rule parser refuses): the
+ * fewest digits that config_parse_probability reads back as exactly f.
+ * percent: written as "N%" inside quotes (keep).
+ */
+static void json_share(struct evbuffer *b, double f, bool percent)
+{
+    char buf[64];
+    double back = -1;
+
+    for (int digits = 0; digits <= 20; digits++) {
+        snprintf(buf, sizeof(buf), "%.*f%s", digits, percent ? f * 100 : f,
+                 percent ? "%" : "");
+        if (config_parse_probability(buf, strlen(buf), &back, NULL) == 0 &&
+            back == f) {
+            break;
+        }
+    }
+    evbuffer_add_printf(b, percent ? "\"%s\"" : "%s", buf);
+}
+
 /* The fields of the newer actions' parameters and of targeting, each
  * where it means something for r. */
 static void json_rule_params(struct evbuffer *b, const struct rule *r)
@@ -126,8 +148,8 @@ static void json_rule_params(struct evbuffer *b, const struct rule *r)
     }
     if (r->action == RULE_TRUNCATE) {
         if (r->keep_is_fraction) {
-            evbuffer_add_printf(b, ",\"keep\":\"%.15g%%\"",
-                                r->keep_fraction * 100);
+            evbuffer_add_printf(b, ",\"keep\":");
+            json_share(b, r->keep_fraction, true);
         } else {
             evbuffer_add_printf(b, ",\"keep\":%" PRIu64, r->keep_bytes);
         }
@@ -146,7 +168,8 @@ static void json_rule_params(struct evbuffer *b, const struct rule *r)
         evbuffer_add(b, "]", 1);
     }
     if (r->connections > 0 && r->connections < 1) {
-        evbuffer_add_printf(b, ",\"connections\":%.15g", r->connections);
+        evbuffer_add_printf(b, ",\"connections\":");
+        json_share(b, r->connections, false);
     }
     if (r->sized) {
         evbuffer_add_printf(b, ",\"min_size\":%" PRIu64, r->min_size);
@@ -213,12 +236,13 @@ static void json_rule(struct evbuffer *b, const struct rule *r,
                             r->delay_us, r->jitter_us);
     }
     json_rule_params(b, r);
+    evbuffer_add_printf(b, ",\"probability\":");
+    json_share(b, r->probability, false);
     evbuffer_add_printf(b,
-                        ",\"probability\":%.15g,\"after\":%" PRIu64
-                        ",\"limit\":%" PRIu64 ",\"forward\":%s,\"enabled\":%s"
+                        ",\"after\":%" PRIu64 ",\"limit\":%" PRIu64
+                        ",\"forward\":%s,\"enabled\":%s"
                         ",\"matched\":%" PRIu64 ",\"fired\":%" PRIu64,
-                        r->probability, r->after, r->limit,
-                        r->forward ? "true" : "false",
+                        r->after, r->limit, r->forward ? "true" : "false",
                         r->enabled ? "true" : "false", r->matched, r->fired);
     admin_json_in_force(b, r, now, true);
     if (proxy != NULL) {

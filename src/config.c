@@ -1335,11 +1335,11 @@ static void action_list(char *names, size_t size, unsigned mask)
 /* The value a connect rule has anyway (`key: "*"` or `["*"]`, `forward:
  * false`), as GET /rules reports it: accepted, so that a rule read back
  * can be sent again as it is. */
-static bool connect_default(struct ctx *c, int f, const yaml_node_t *v)
+static bool connect_default(struct ctx *c, const struct rule *r, int f,
+                            const yaml_node_t *v, bool ok)
 {
     if (f == RF_FORWARD) {
-        return v->type == YAML_SCALAR_NODE &&
-               config_seq_eq(sval(v), slen(v), "false");
+        return ok && !r->forward;
     }
     if (f != RF_KEY) {
         return false;
@@ -1392,7 +1392,7 @@ static bool check_connect(struct ctx *c, struct rule *r,
     for (size_t i = 0; i < sizeof(connect_refuses) / sizeof(*connect_refuses);
          i++) {
         int f = connect_refuses[i];
-        if (keys[f] != NULL && !connect_default(c, f, vals[f])) {
+        if (keys[f] != NULL && !connect_default(c, r, f, vals[f], ok[f])) {
             err_at(c, &keys[f]->start_mark,
                    "'%s' does not apply to command connect",
                    rule_fields[f].name);
@@ -1459,11 +1459,14 @@ static void check_rule(struct ctx *c, const yaml_node_t *map, struct rule *r,
                "'jitter' (%s) must not exceed 'delay' (%s)",
                show_node(sv, vals[RF_JITTER]), show_node(sv2, vals[RF_DELAY]));
     }
-    if (a == RULE_MISS && keys[RF_FORWARD] != NULL) {
+    /* forward: false, what these rules have anyway (and GET /rules
+     * reports), is accepted on them. */
+    bool forward_on = keys[RF_FORWARD] != NULL && ok[RF_FORWARD] && r->forward;
+    if (a == RULE_MISS && forward_on) {
         err_at(c, &keys[RF_FORWARD]->start_mark,
                "'forward' cannot be used with action miss");
     }
-    if ((forwarding_actions & ACT(a)) && keys[RF_FORWARD] != NULL) {
+    if ((forwarding_actions & ACT(a)) && forward_on) {
         err_at(c, &keys[RF_FORWARD]->start_mark,
                "'forward' does not apply to action %s: it always reaches "
                "memcached",

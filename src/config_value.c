@@ -118,8 +118,10 @@ fail:
 }
 
 /*
- * // (digit+ ['.' digit*] | '.' digit+) ['%']
- * The range check is exact (integers); the value is then one division.
+ * // (digit+ ['.' digit*] | '.' digit+) [('e' | 'E') ['+' | '-'] digit+] ['%']
+ * The exponent is there for JSON writers (Python's json and JavaScript
+ * write 0.00001 as 1e-05). The range check is exact (integers); the value
+ * is then one division.
  */
 int config_parse_probability(const char *s, size_t len, double *p,
                              const char **why)
@@ -127,12 +129,14 @@ int config_parse_probability(const char *s, size_t len, double *p,
     /* Fraction digits past this are ignored: 1e-17 is below a double's
      * resolution near 1, and 100 * 10^17 still fits in 64 bits. */
     enum { FRAC_MAX = 17 };
+    /* An exponent beyond this moves every digit out of range (or below
+     * FRAC_MAX): no need to count further. */
+    enum { EXP_MAX = 1000 };
     const char *msg = NULL;
     size_t i = 0;
-    size_t digits = 0;
-    uint64_t num = 0;
-    uint64_t den = 1;
-    size_t nfrac = 0;
+    size_t int_end, frac_start, frac_end;
+    long exp = 0;
+    bool exp_neg = false;
     bool percent = false;
 
     if (len > 0 && s[0] == '-') {
@@ -140,33 +144,80 @@ int config_parse_probability(const char *s, size_t len, double *p,
         goto fail;
     }
     while (i < len && s[i] >= '0' && s[i] <= '9') {
-        num = 10 * num + (unsigned)(s[i] - '0');
-        if (num > 100) {
-            msg = "out of range";
-            goto fail;
-        }
         i++;
-        digits++;
     }
+    int_end = frac_start = frac_end = i;
     if (i < len && s[i] == '.') {
-        i++;
+        frac_start = ++i;
         while (i < len && s[i] >= '0' && s[i] <= '9') {
-            if (nfrac < FRAC_MAX) {
-                num = 10 * num + (unsigned)(s[i] - '0');
-                den *= 10;
-                nfrac++;
+            i++;
+        }
+        frac_end = i;
+    }
+    if (int_end + (frac_end - frac_start) == 0) {
+        msg = "not a number";
+        goto fail;
+    }
+    if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < len && (s[i] == '+' || s[i] == '-')) {
+            exp_neg = s[i] == '-';
+            i++;
+        }
+        size_t exp_start = i;
+        while (i < len && s[i] >= '0' && s[i] <= '9') {
+            if (exp <= EXP_MAX) {
+                exp = 10 * exp + (s[i] - '0');
             }
             i++;
-            digits++;
+        }
+        if (i == exp_start) {
+            msg = "not a number";
+            goto fail;
         }
     }
     if (i < len && s[i] == '%') {
         percent = true;
         i++;
     }
-    if (digits == 0 || i != len) {
+    if (i != len) {
         msg = "not a number";
         goto fail;
+    }
+
+    /* The digits, integer and fraction alike, with the point moved by the
+     * exponent: the first `point` of them are whole, the rest (after
+     * `lead` implied zeros when the point moved left past them) fraction. */
+    long point = (long)int_end + (exp_neg ? -exp : exp);
+    size_t ndigits = int_end + (frac_end - frac_start);
+    uint64_t num = 0;
+    uint64_t den = 1;
+    size_t nfrac = 0;
+    for (long k = point; k < 0 && nfrac < FRAC_MAX; k++) {
+        den *= 10; /* a leading zero of the fraction */
+        nfrac++;
+    }
+    for (size_t k = 0; k < ndigits; k++) {
+        unsigned d =
+            (unsigned)(s[k < int_end ? k : frac_start + k - int_end] - '0');
+        if ((long)k < point) {
+            num = 10 * num + d;
+            if (num > 100) {
+                msg = "out of range";
+                goto fail;
+            }
+        } else if (nfrac < FRAC_MAX) {
+            num = 10 * num + d;
+            den *= 10;
+            nfrac++;
+        }
+    }
+    for (long k = (long)ndigits; k < point && num > 0; k++) {
+        num *= 10; /* zeros the exponent added after the digits */
+        if (num > 100) {
+            msg = "out of range";
+            goto fail;
+        }
     }
     if (percent) {
         den *= 100;

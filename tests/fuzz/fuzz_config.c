@@ -120,6 +120,16 @@ static void check_helpers(const char *s, size_t len)
     why = NULL;
     if (config_parse_probability(s, len, &p, &why) == 0) {
         check(p >= 0.0 && p <= 1.0);
+        /* strtod agrees, to the 17 fraction digits the parser keeps. */
+        char num[64];
+        bool percent = len > 0 && s[len - 1] == '%';
+        size_t n = percent ? len - 1 : len;
+        if (n < sizeof(num)) {
+            memcpy(num, s, n);
+            num[n] = '\0';
+            double want = strtod(num, NULL) / (percent ? 100 : 1);
+            check(p - want <= 1e-15 && want - p <= 1e-15);
+        }
     } else {
         check(why != NULL && why[0] != '\0' && p == -1);
     }

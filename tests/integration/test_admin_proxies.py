@@ -7,6 +7,7 @@
 # force now and when that next changes; a reload keeps a rule's clock, a
 # reset restarts it.
 
+import json
 import os
 import socket
 import sys
@@ -400,6 +401,59 @@ class RuleFieldsTest(AdminCase):
         # GET /rules/NAME: the same, with the proxy.
         st, one = self.json('GET', '/rules/tg', want=200)
         self.assertEqual(one, dict(got['tg'], proxy='default'))
+
+    def test_small_shares_read_back_as_plain_decimals(self):
+        """probability, connections and keep as decimals the rule parser
+        reads (never 1e-05), and read back as the same numbers."""
+        spec = {'name': 'tiny', 'key': 'tiny:*', 'action': 'truncate',
+                'keep': '0.000001%', 'probability': 0.00001,
+                'connections': '0.00001%'}
+        self.json('POST', '/rules', json.dumps(spec), want=200)
+        self.addCleanup(self.json, 'DELETE', '/rules/tiny')
+        st, hdrs, raw = http_req(self.admin, 'GET', '/rules/tiny')
+        self.assertEqual(st, 200)
+        self.assertNotIn(b'e-', raw)
+        got = json.loads(raw)
+        self.assertEqual((got['keep'], got['probability'],
+                          got['connections']),
+                         ('0.000001%', 0.00001, 0.0000001))
+        # A third is written with the digits that read back exactly.
+        spec = {'name': 'third', 'key': 'third:*', 'action': 'drop',
+                'probability': 1 / 3}
+        self.json('POST', '/rules', json.dumps(spec), want=200)
+        self.addCleanup(self.json, 'DELETE', '/rules/third')
+        self.assertEqual(self.json('GET', '/rules/third',
+                                   want=200)[1]['probability'], 1 / 3)
+
+    def test_what_get_reports_posts_as_the_same_rule(self):
+        """Every rule of the file, written back from what GET /rules says
+        (in the rule file's keys), makes the same rule: connect rules
+        included, whose key "*" and forward false are accepted."""
+        st, doc = self.json('GET', '/rules', want=200)
+        rules = doc['proxies'][0]['rules']
+        read_only = ('matched', 'fired', 'in_force', 'next_change_ms')
+        specs = []
+        for r in rules:
+            spec = {k: v for k, v in r.items() if k not in read_only}
+            spec['name'] += '-again'
+            if 'rate_bps' in spec:
+                spec['rate'] = '%dB/s' % spec.pop('rate_bps')
+            if 'size' in spec:
+                size = spec.pop('size')
+                spec['size'] = '%d-%d' % (size['min'], size['max'])
+            if 'interval_us' in spec:
+                spec['interval'] = '%dus' % spec.pop('interval_us')
+            if spec.get('max_size', 0) is None:
+                del spec['max_size']
+            specs.append(spec)
+        self.json('POST', '/rules', json.dumps(specs), want=200)
+        for spec in specs:
+            self.addCleanup(self.json, 'DELETE', '/rules/' + spec['name'])
+        st, doc = self.json('GET', '/rules', want=200)
+        again = {r['name']: r for r in doc['proxies'][0]['rules']}
+        for r in rules:
+            self.assertEqual(dict(again[r['name'] + '-again'],
+                                  name=r['name']), r)
 
 
 # A rule in force from 2 s after it was loaded, for 1 s, every 5 s.

@@ -221,6 +221,24 @@ static const struct prob_case prob_cases[] = {
     {"100.000%", 0, 1.0, NULL},
     /* digits past 17 decimals are below a double's step near 1 */
     {"0.33333333333333333333333", 0, 0.33333333333333333, NULL},
+    {"1e-1", 0, 0.1, NULL},
+    {"1e-05", 0, 0.00001, NULL},
+    {"1E-5", 0, 0.00001, NULL},
+    {"2.5e-1", 0, 0.25, NULL},
+    {"25e-2", 0, 0.25, NULL},
+    {".5e0", 0, 0.5, NULL},
+    {"1e+0", 0, 1.0, NULL},
+    {"0.01e2", 0, 1.0, NULL},
+    {"1e2%", 0, 1.0, NULL},
+    {"5e-1%", 0, 0.005, NULL},
+    {"1e-17", 0, 1e-17, NULL},
+    {"1e-18", 0, 0.0, NULL},
+    {"0e99999999999999999999", 0, 0.0, NULL},
+    {"3.3333333333333333e-1", 0, 0.33333333333333333, NULL},
+    {"1e1", -1, 0, "out of range"},
+    {"0.5e1", -1, 0, "out of range"},
+    {"1e3%", -1, 0, "out of range"},
+    {"1e99999999999999999999", -1, 0, "out of range"},
     {"1.5", -1, 0, "out of range"},
     {"1.0000000000000001", -1, 0, "out of range"},
     {"2", -1, 0, "out of range"},
@@ -235,7 +253,13 @@ static const struct prob_case prob_cases[] = {
     {"%", -1, 0, "not a number"},
     {"nan", -1, 0, "not a number"},
     {"inf", -1, 0, "not a number"},
-    {"1e-1", -1, 0, "not a number"},
+    {"1e", -1, 0, "not a number"},
+    {"e5", -1, 0, "not a number"},
+    {"1e-", -1, 0, "not a number"},
+    {"1e+-1", -1, 0, "not a number"},
+    {"1e1.5", -1, 0, "not a number"},
+    {"1e-1 ", -1, 0, "not a number"},
+    {".e1", -1, 0, "not a number"},
     {"0,5", -1, 0, "not a number"},
     {" 0.5", -1, 0, "not a number"},
     {"0.5 ", -1, 0, "not a number"},
@@ -601,6 +625,11 @@ static const struct good_case good_cases[] = {
      "drop}\n"
      "  - {command: [connect], key: [\"*\"], action: hang}\n",
      2, NULL},
+    {"forward: false where forward does not apply (GET /rules reports it)",
+     "rules:\n  - {action: miss, forward: false}\n"
+     "  - {action: throttle, rate: 1, forward: false}\n"
+     "  - {action: evict, forward: FALSE}\n",
+     3, NULL},
     {"message with tab and UTF-8",
      "rules:\n  - {action: error, message: \"SERVER_ERROR \\t \xc3\xa9\"}\n", 1,
      NULL},
@@ -1300,7 +1329,7 @@ static const struct bad_case bad_cases[] = {
       "t.yaml:2:43: 'enabled' must be true or false, got '1'",
       "t.yaml:3:29: 'enabled' must be true or false, got ''"}},
     {"forward with miss",
-     "rules:\n  - action: miss\n    forward: false\n",
+     "rules:\n  - action: miss\n    forward: true\n",
      {"t.yaml:3:5: 'forward' cannot be used with action miss"}},
     {"miss on commands that are not retrievals",
      "rules:\n  - action: miss\n    command: [get, set, \"m*\", DELETE]\n",
@@ -1341,10 +1370,10 @@ static const struct bad_case bad_cases[] = {
       "t.yaml:4:5: rule 'k': action truncate needs 'keep'"}},
     {"forward with actions that always forward",
      "rules:\n  - {action: throttle, rate: 1, forward: true}\n"
-     "  - {action: slice, size: 1, forward: false}\n"
+     "  - {action: slice, size: 1, forward: true}\n"
      "  - {action: truncate, keep: 1, forward: true}\n"
      "  - {action: corrupt, forward: true}\n"
-     "  - {action: evict, forward: false}\n",
+     "  - {action: evict, forward: True}\n",
      {"t.yaml:2:33: 'forward' does not apply to action throttle: it always "
       "reaches memcached",
       "t.yaml:3:30: 'forward' does not apply to action slice: it always "
