@@ -46,6 +46,35 @@ def start_with_admin(cls, rules):
     harness.wait_port(cls.admin, 10, cls.mcfault.proc, 'admin API')
 
 
+def newer_action_rules(prefix):
+    """Rule-file lines (inside `rules:`) with one rule per newer action
+    and close mode, each on keys "PREFIX:<what>:*" (rst, rstf, thr, sl,
+    cut, cutw, cutr, rot, rotw, ev) plus writes over 512KiB refused: the
+    table the pymemcache and pylibmc fault tests share."""
+    return _NEWER_ACTION_RULES.format(p=prefix)
+
+
+_NEWER_ACTION_RULES = '''  - {{name: reset, key: "{p}:rst:*", action: drop, close: reset}}
+  - {{name: reset-fwd, command: set, key: "{p}:rstf:*", action: drop,
+     close: reset, forward: true}}
+  - {{name: throttle, key: "{p}:thr:*", action: throttle, rate: 200KiB/s}}
+  - {{name: slice, key: "{p}:sl:*", action: slice, size: 1-16, interval: 1ms}}
+  - {{name: cut, command: [get, gets], key: "{p}:cut:*", action: truncate,
+     keep: 50%}}
+  - {{name: cut-write, command: set, key: "{p}:cutw:*", action: truncate,
+     keep: 3}}
+  - {{name: cut-reset, key: "{p}:cutr:*", action: truncate, keep: 20,
+     close: reset}}
+  - {{name: rot, command: [get, gets], key: "{p}:rot:*", action: corrupt,
+     flips: 3}}
+  - {{name: rot-write, command: set, key: "{p}:rotw:*", action: corrupt,
+     flips: 2}}
+  - {{name: evict, key: "{p}:ev:*", action: evict}}
+  - {{name: too-big, command: [set, add, replace, cas], min_size: 512KiB,
+     action: error, message: SERVER_ERROR object too large for cache}}
+'''
+
+
 def replace_file(path, text):
     """Replaces path's content atomically (a reload never sees half a
     file)."""

@@ -49,24 +49,7 @@ RULES = r'''
 seed: 17
 rules:
   - {name: drop, key: "pl:fin:*", action: drop}
-  - {name: reset, key: "pl:rst:*", action: drop, close: reset}
-  - {name: reset-fwd, command: set, key: "pl:rstf:*", action: drop,
-     close: reset, forward: true}
-  - {name: throttle, key: "pl:thr:*", action: throttle, rate: 200KiB/s}
-  - {name: slice, key: "pl:sl:*", action: slice, size: 1-16, interval: 1ms}
-  - {name: cut, command: [get, gets], key: "pl:cut:*", action: truncate,
-     keep: 50%}
-  - {name: cut-write, command: set, key: "pl:cutw:*", action: truncate,
-     keep: 3}
-  - {name: cut-reset, key: "pl:cutr:*", action: truncate, keep: 20,
-     close: reset}
-  - {name: rot, command: [get, gets], key: "pl:rot:*", action: corrupt,
-     flips: 3}
-  - {name: rot-write, command: set, key: "pl:rotw:*", action: corrupt,
-     flips: 2}
-  - {name: evict, key: "pl:ev:*", action: evict}
-  - {name: too-big, command: [set, add, replace, cas], min_size: 512KiB,
-     action: error, message: SERVER_ERROR object too large for cache}
+''' + faultkit.newer_action_rules('pl') + r'''
   - {name: me, client: 127.0.0.1, key: "pl:me:*", action: drop}
   - {name: not-me, client: [127.0.0.2, "::1"], key: "pl:other:*",
      action: drop}

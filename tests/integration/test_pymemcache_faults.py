@@ -215,24 +215,7 @@ class PymemcacheFaultsTest(unittest.TestCase):
 NEW_RULES = r"""
 seed: 11
 rules:
-  - {name: reset, key: "pn:rst:*", action: drop, close: reset}
-  - {name: reset-fwd, command: set, key: "pn:rstf:*", action: drop,
-     close: reset, forward: true}
-  - {name: throttle, key: "pn:thr:*", action: throttle, rate: 200KiB/s}
-  - {name: slice, key: "pn:sl:*", action: slice, size: 1-16, interval: 1ms}
-  - {name: cut, command: [get, gets], key: "pn:cut:*", action: truncate,
-     keep: 50%}
-  - {name: cut-write, command: set, key: "pn:cutw:*", action: truncate,
-     keep: 3}
-  - {name: cut-reset, key: "pn:cutr:*", action: truncate, keep: 20,
-     close: reset}
-  - {name: rot, command: [get, gets], key: "pn:rot:*", action: corrupt,
-     flips: 3}
-  - {name: rot-write, command: set, key: "pn:rotw:*", action: corrupt,
-     flips: 2}
-  - {name: evict, key: "pn:ev:*", action: evict}
-  - {name: too-big, command: [set, add, replace, cas], min_size: 512KiB,
-     action: error, message: SERVER_ERROR object too large for cache}
+""" + faultkit.newer_action_rules('pn') + r"""
   - {name: partition, client: 127.0.0.2, key: "pn:part:*", action: drop}
   - {name: c-drop, command: connect, client: 127.0.0.3, action: drop}
   - {name: c-reset, command: connect, client: 127.0.0.4, action: drop,
