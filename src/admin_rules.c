@@ -103,23 +103,28 @@ static void json_cidr(struct evbuffer *b, const struct rule_cidr *c)
 }
 
 /*
- * A share (probability, connections, keep) in plain decimals, never an
- * exponent ("0.00001", not "1e-05", which the rule parser refuses): the
- * fewest digits that config_parse_probability reads back as exactly f.
- * percent: written as "N%" inside quotes (keep).
+ * A share (probability, connections, keep) as the fewest digits after the
+ * point that config_parse_probability reads back as exactly f: plain
+ * decimals ("0.00001", not "1e-05"), so people can read them. A share
+ * that needs more than 30 digits (below about 1e-13) is written with an
+ * exponent, which the parser reads too. percent: written as "N%" inside
+ * quotes (keep).
  */
 static void json_share(struct evbuffer *b, double f, bool percent)
 {
     char buf[64];
     double back = -1;
+    bool exact = false;
+    double v = percent ? f * 100 : f;
+    const char *unit = percent ? "%" : "";
 
-    for (int digits = 0; digits <= 20; digits++) {
-        snprintf(buf, sizeof(buf), "%.*f%s", digits, percent ? f * 100 : f,
-                 percent ? "%" : "");
-        if (config_parse_probability(buf, strlen(buf), &back, NULL) == 0 &&
-            back == f) {
-            break;
-        }
+    for (int digits = 0; digits <= 30 && !exact; digits++) {
+        snprintf(buf, sizeof(buf), "%.*f%s", digits, v, unit);
+        exact = config_parse_probability(buf, strlen(buf), &back, NULL) == 0 &&
+                back == f;
+    }
+    if (!exact) {
+        snprintf(buf, sizeof(buf), "%.17g%s", v, unit);
     }
     evbuffer_add_printf(b, percent ? "\"%s\"" : "%s", buf);
 }

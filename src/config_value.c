@@ -10,11 +10,22 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 bool config_seq_eq(const char *s, size_t len, const char *lit)
 {
     return len == strlen(lit) && memcmp(s, lit, len) == 0;
+}
+
+static uint64_t gcd_u64(uint64_t a, uint64_t b)
+{
+    while (b != 0) {
+        uint64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
 }
 
 /*
@@ -90,23 +101,38 @@ int config_parse_duration(const char *s, size_t len, uint64_t *us,
         goto fail;
     }
     total = whole * mult;
-    /* Each fraction digit is worth a tenth of the one before; once that
-     * is below a microsecond only zeros may follow. */
-    for (size_t k = frac; frac != 0 && k < frac_end; k++) {
-        unsigned d = (unsigned)(s[k] - '0');
-        if (mult % 10 != 0) {
-            if (d != 0) {
-                msg = "finer than a microsecond";
-                goto fail;
-            }
-            continue;
+    if (frac != 0) {
+        /* The fraction F / 10^k, trailing zeros dropped, is worth
+         * F * mult / 10^k microseconds, which must be whole: with g =
+         * gcd(mult, 10^k), exactly when 10^k / g divides F (mult / g and
+         * 10^k / g share no factor). No unit has more than 2^10 or 5^10 in
+         * it, so a whole value needs k <= 10: 10^k and F fit in 64 bits,
+         * and the fraction's worth, below mult, does too. */
+        while (frac_end > frac && s[frac_end - 1] == '0') {
+            frac_end--;
         }
-        mult /= 10;
-        if (total > UINT64_MAX - d * mult) {
+        size_t k = frac_end - frac;
+        if (k > 10) {
+            msg = "finer than a microsecond";
+            goto fail;
+        }
+        uint64_t f = 0;
+        uint64_t p10 = 1;
+        for (size_t j = frac; j < frac_end; j++) {
+            f = 10 * f + (unsigned)(s[j] - '0');
+            p10 *= 10;
+        }
+        uint64_t g = gcd_u64(mult, p10);
+        if (f % (p10 / g) != 0) {
+            msg = "finer than a microsecond";
+            goto fail;
+        }
+        uint64_t part = f / (p10 / g) * (mult / g);
+        if (total > UINT64_MAX - part) {
             msg = "too large";
             goto fail;
         }
-        total += d * mult;
+        total += part;
     }
     *us = total;
     return 0;
@@ -120,17 +146,20 @@ fail:
 /*
  * // (digit+ ['.' digit*] | '.' digit+) [('e' | 'E') ['+' | '-'] digit+] ['%']
  * The exponent is there for JSON writers (Python's json and JavaScript
- * write 0.00001 as 1e-05). The range check is exact (integers); the value
- * is then one division.
+ * write 0.00001 as 1e-05). The range check is exact (integers, on the
+ * first 17 fraction digits); the value is strtod's, correctly rounded
+ * (mcfault never calls setlocale, so the point is '.'), divided by 100 for
+ * a percentage.
  */
 int config_parse_probability(const char *s, size_t len, double *p,
                              const char **why)
 {
-    /* Fraction digits past this are ignored: 1e-17 is below a double's
-     * resolution near 1, and 100 * 10^17 still fits in 64 bits. */
+    /* The range check reads this many fraction digits: 1e-17 is below a
+     * double's resolution near 1, and 100 * 10^17 still fits in 64 bits.
+     * (The value itself is strtod's, from every digit.) */
     enum { FRAC_MAX = 17 };
-    /* An exponent beyond this moves every digit out of range (or below
-     * FRAC_MAX): no need to count further. */
+    /* An exponent this much longer than the text moves every digit out
+     * of range (or past FRAC_MAX): no need to count further. */
     enum { EXP_MAX = 1000 };
     const char *msg = NULL;
     size_t i = 0;
@@ -166,7 +195,7 @@ int config_parse_probability(const char *s, size_t len, double *p,
         }
         size_t exp_start = i;
         while (i < len && s[i] >= '0' && s[i] <= '9') {
-            if (exp <= EXP_MAX) {
+            if (exp <= (long)len + EXP_MAX) {
                 exp = 10 * exp + (s[i] - '0');
             }
             i++;
@@ -190,6 +219,7 @@ int config_parse_probability(const char *s, size_t len, double *p,
      * `lead` implied zeros when the point moved left past them) fraction. */
     long point = (long)int_end + (exp_neg ? -exp : exp);
     size_t ndigits = int_end + (frac_end - frac_start);
+    bool nonzero = false;
     uint64_t num = 0;
     uint64_t den = 1;
     size_t nfrac = 0;
@@ -200,6 +230,7 @@ int config_parse_probability(const char *s, size_t len, double *p,
     for (size_t k = 0; k < ndigits; k++) {
         unsigned d =
             (unsigned)(s[k < int_end ? k : frac_start + k - int_end] - '0');
+        nonzero = nonzero || d != 0;
         if ((long)k < point) {
             num = 10 * num + d;
             if (num > 100) {
@@ -226,7 +257,27 @@ int config_parse_probability(const char *s, size_t len, double *p,
         msg = "out of range";
         goto fail;
     }
-    *p = (double)num / (double)den;
+    char small[64];
+    size_t n = percent ? len - 1 : len;
+    char *copy = n < sizeof(small) ? small : malloc(n + 1);
+    if (copy == NULL) {
+        msg = "out of memory";
+        goto fail;
+    }
+    memcpy(copy, s, n);
+    copy[n] = '\0';
+    double v = strtod(copy, NULL) / (percent ? 100 : 1);
+    if (copy != small) {
+        free(copy);
+    }
+    if (v > 1) {
+        v = 1; /* 1.000...01 past the digits the range check reads */
+    }
+    if (v == 0 && nonzero) {
+        msg = "too small";
+        goto fail;
+    }
+    *p = v;
     return 0;
 fail:
     if (why != NULL) {

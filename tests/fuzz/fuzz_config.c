@@ -81,58 +81,106 @@ static void check_config(const struct config *cfg)
     }
 }
 
-static void check_helpers(const char *s, size_t len)
+/* The unit a duration's text ends in, in microseconds, after n bytes of
+ * digits and points; 0 for none. */
+static double duration_unit(const char *s, size_t len, size_t n)
+{
+    const char *unit = s + n;
+    size_t ulen = len - n;
+
+    return ulen == 2 && unit[0] == 'u' && unit[1] == 's'   ? 1
+           : ulen == 2 && unit[0] == 'm' && unit[1] == 's' ? 1e3
+           : ulen == 1 && unit[0] == 's'                   ? 1e6
+           : ulen == 1 && unit[0] == 'm'                   ? 60e6
+           : ulen == 1 && unit[0] == 'h'                   ? 3600e6
+                                                           : 0;
+}
+
+/* Significant digits of a decimal number (leading zeros not counted). */
+static size_t significant_digits(const char *num)
+{
+    size_t n = 0;
+    bool lead = true;
+
+    for (; *num != '\0'; num++) {
+        if (*num >= '1' && *num <= '9') {
+            lead = false;
+        }
+        if (!lead && *num >= '0' && *num <= '9') {
+            n++;
+        }
+    }
+    return n;
+}
+
+static void check_duration(const char *s, size_t len)
 {
     uint64_t us = 0;
-    double p = -1;
     const char *why = NULL;
+    char num[64];
+    size_t n = 0;
 
+    while (n < len && ((s[n] >= '0' && s[n] <= '9') || s[n] == '.')) {
+        n++;
+    }
+    double mult = duration_unit(s, len, n);
+    double want = -1;
+    if (n > 0 && n < sizeof(num)) {
+        memcpy(num, s, n);
+        num[n] = '\0';
+        want = strtod(num, NULL) * mult;
+    }
     if (config_parse_duration(s, len, &us, &why) == 0) {
         /* digits, then us, ms, s, m or h; the value agrees with strtod's
          * reading of the number times the unit. */
-        char num[64];
-        size_t n = 0;
-        while (n < len && ((s[n] >= '0' && s[n] <= '9') || s[n] == '.')) {
-            n++;
-        }
-        check(len >= 2 && s[0] >= '0' && s[0] <= '9' &&
-              (s[len - 1] == 's' || s[len - 1] == 'm' || s[len - 1] == 'h'));
-        const char *unit = s + n;
-        size_t ulen = len - n;
-        double mult = ulen == 2 && unit[0] == 'u'   ? 1
-                      : ulen == 2 && unit[0] == 'm' ? 1e3
-                      : ulen == 1 && unit[0] == 's' ? 1e6
-                      : ulen == 1 && unit[0] == 'm' ? 60e6
-                      : ulen == 1 && unit[0] == 'h' ? 3600e6
-                                                    : -1;
-        check(mult > 0);
-        if (n < sizeof(num)) {
-            memcpy(num, s, n);
-            num[n] = '\0';
-            double want = strtod(num, NULL) * mult;
-            double got = (double)us;
-            check(got - want <= want * 1e-9 + 1 &&
-                  want - got <= want * 1e-9 + 1);
-        }
-    } else {
-        check(why != NULL && why[0] != '\0');
+        check(len >= 2 && s[0] >= '0' && s[0] <= '9' && mult > 0);
+        double got = (double)us;
+        check(want < 0 ||
+              (got - want <= want * 1e-9 + 1 && want - got <= want * 1e-9 + 1));
+        return;
     }
-    why = NULL;
+    check(why != NULL && why[0] != '\0');
+    /* A short number whose value is a whole number of microseconds is not
+     * "finer than a microsecond": with at most 12 significant digits, a
+     * value off a whole number is off by far more than strtod's rounding. */
+    if (strcmp(why, "finer than a microsecond") == 0 && want >= 1 &&
+        want < 1e15 && significant_digits(num) <= 12) {
+        double rounded = (double)(uint64_t)(want + 0.5);
+        double off = want > rounded ? want - rounded : rounded - want;
+        check(off > rounded * 1e-13);
+    }
+}
+
+static void check_probability(const char *s, size_t len)
+{
+    double p = -1;
+    const char *why = NULL;
+    char num[64];
+    bool percent = len > 0 && s[len - 1] == '%';
+    size_t n = percent ? len - 1 : len;
+    double want = -1;
+
+    if (n < sizeof(num)) {
+        memcpy(num, s, n);
+        num[n] = '\0';
+        want = strtod(num, NULL) / (percent ? 100 : 1);
+    }
     if (config_parse_probability(s, len, &p, &why) == 0) {
+        /* strtod's value, up to 1 (1.000...01 past 17 digits is 1). */
         check(p >= 0.0 && p <= 1.0);
-        /* strtod agrees, to the 17 fraction digits the parser keeps. */
-        char num[64];
-        bool percent = len > 0 && s[len - 1] == '%';
-        size_t n = percent ? len - 1 : len;
-        if (n < sizeof(num)) {
-            memcpy(num, s, n);
-            num[n] = '\0';
-            double want = strtod(num, NULL) / (percent ? 100 : 1);
-            check(p - want <= 1e-15 && want - p <= 1e-15);
-        }
-    } else {
-        check(why != NULL && why[0] != '\0' && p == -1);
+        check(want < 0 || p == (want > 1 ? 1 : want));
+        return;
     }
+    check(why != NULL && why[0] != '\0' && p == -1);
+    if (strcmp(why, "out of range") == 0 && want >= 0) {
+        check(want >= 1); /* above 1, or 1 once rounded */
+    }
+}
+
+static void check_helpers(const char *s, size_t len)
+{
+    check_duration(s, len);
+    check_probability(s, len);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -209,8 +209,8 @@ class AdminEdgesTest(AdminCase):
 
     def test_connection_cap(self):
         extra = 8
-        # Connections of earlier tests the server has not yet seen close
-        # would still count against the cap.
+        # A connection the server has not yet seen close (wait_port's probe
+        # when the API started) would still count against the cap.
         self.assertEqual(harness.wait_for(
             lambda: harness.server_side_connections(self.admin) == 0), True,
             'earlier admin connections still open')

@@ -407,7 +407,7 @@ class RuleFieldsTest(AdminCase):
         reads (never 1e-05), and read back as the same numbers."""
         spec = {'name': 'tiny', 'key': 'tiny:*', 'action': 'truncate',
                 'keep': '0.000001%', 'probability': 0.00001,
-                'connections': '0.00001%'}
+                'connections': 1e-07}
         self.json('POST', '/rules', json.dumps(spec), want=200)
         self.addCleanup(self.json, 'DELETE', '/rules/tiny')
         st, hdrs, raw = http_req(self.admin, 'GET', '/rules/tiny')
@@ -417,13 +417,36 @@ class RuleFieldsTest(AdminCase):
         self.assertEqual((got['keep'], got['probability'],
                           got['connections']),
                          ('0.000001%', 0.00001, 0.0000001))
-        # A third is written with the digits that read back exactly.
-        spec = {'name': 'third', 'key': 'third:*', 'action': 'drop',
-                'probability': 1 / 3}
-        self.json('POST', '/rules', json.dumps(spec), want=200)
-        self.addCleanup(self.json, 'DELETE', '/rules/third')
-        self.assertEqual(self.json('GET', '/rules/third',
-                                   want=200)[1]['probability'], 1 / 3)
+        # Values that need many digits are written with those that read
+        # back exactly: what GET says, sent again, is the same number.
+        tricky = [1 / 3, 0.09641453609309437, '0.00039662697289458%',
+                  3.9662697289458e-06, 1e-18, '0.05289743501094008%']
+        for i, value in enumerate(tricky):
+            first = {'name': 'p%d' % i, 'key': 'p:*', 'action': 'drop',
+                     'probability': value, 'connections': value}
+            cut = {'name': 'k%d' % i, 'key': 'k:*', 'action': 'truncate',
+                   'keep': value if isinstance(value, str)
+                   else '%r%%' % (value * 100)}
+            self.json('POST', '/rules', json.dumps([first, cut]), want=200)
+            self.addCleanup(self.json, 'DELETE', '/rules/p%d' % i)
+            self.addCleanup(self.json, 'DELETE', '/rules/k%d' % i)
+            p = self.json('GET', '/rules/p%d' % i, want=200)[1]
+            k = self.json('GET', '/rules/k%d' % i, want=200)[1]
+            if not isinstance(value, str):
+                self.assertEqual(p['probability'], value)
+            again = [dict(first, name='p%d-again' % i,
+                          probability=p['probability'],
+                          connections=p['connections']),
+                     dict(cut, name='k%d-again' % i, keep=k['keep'])]
+            self.json('POST', '/rules', json.dumps(again), want=200)
+            self.addCleanup(self.json, 'DELETE', '/rules/p%d-again' % i)
+            self.addCleanup(self.json, 'DELETE', '/rules/k%d-again' % i)
+            p2 = self.json('GET', '/rules/p%d-again' % i, want=200)[1]
+            k2 = self.json('GET', '/rules/k%d-again' % i, want=200)[1]
+            self.assertEqual((p2['probability'], p2['connections'],
+                              k2['keep']),
+                             (p['probability'], p['connections'], k['keep']),
+                             value)
 
     def test_what_get_reports_posts_as_the_same_rule(self):
         """Every rule of the file, written back from what GET /rules says
