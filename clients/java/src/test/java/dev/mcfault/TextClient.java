@@ -49,24 +49,8 @@ final class TextClient implements AutoCloseable {
     // get <key>\r\n  ->  VALUE <key> <flags> <bytes>\r\n<data>\r\nEND\r\n, or END\r\n
     /** The value, or null for a miss; IllegalStateException for any other reply line. */
     String get(String key) throws IOException {
-        send("get " + key + "\r\n");
-        String first = line();
-        if (first.equals("END")) {
-            return null;
-        }
-        String[] t = first.split(" ");
-        if (t.length < 4 || !t[0].equals("VALUE")) {
-            throw new IllegalStateException("reply to get: " + first);
-        }
-        byte[] data = in.readNBytes(Integer.parseInt(t[3]) + 2);
-        if (data.length < Integer.parseInt(t[3]) + 2) {
-            throw new EOFException("connection closed in a data block");
-        }
-        String end = line();
-        if (!end.equals("END")) {
-            throw new IllegalStateException("after the value: " + end);
-        }
-        return new String(data, 0, data.length - 2, StandardCharsets.UTF_8);
+        byte[] data = getBytes(key);
+        return data == null ? null : new String(data, StandardCharsets.UTF_8);
     }
 
     // get <key>\r\n, the value's bytes as they came (no UTF-8 decoding)
