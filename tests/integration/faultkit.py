@@ -34,15 +34,20 @@ def write_class_file(cls, text, name='rules.yaml'):
     return path
 
 
-def start_with_admin(cls, rules):
-    """For a test class: a memcached (cls.up) and an mcfault in front of it
-    with the rule file text `rules` (cls.cfg) and the admin API on
-    cls.admin, both stopped at class cleanup."""
+def start_with_rules(cls, rules, args=()):
+    """For a test class: a memcached (cls.up) and an mcfault (cls.mcfault)
+    in front of it with the rule file text `rules` (cls.cfg) and any more
+    args, both stopped at class cleanup."""
     cls.up = harness.start_memcached_for_class(cls)
     cls.cfg = write_class_file(cls, rules)
-    cls.admin = harness.free_port()
     cls.mcfault = harness.start_mcfault_for_class(
-        cls, cls.up.port, ['-c', cls.cfg, '--admin', str(cls.admin)])
+        cls, cls.up.port, ['-c', cls.cfg] + list(args))
+
+
+def start_with_admin(cls, rules):
+    """start_with_rules, with the admin API on cls.admin."""
+    cls.admin = harness.free_port()
+    start_with_rules(cls, rules, ['--admin', str(cls.admin)])
     harness.wait_port(cls.admin, 10, cls.mcfault.proc, 'admin API')
 
 

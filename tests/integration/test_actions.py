@@ -181,11 +181,8 @@ class ActionsTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.up = harness.start_memcached_for_class(cls)
+        faultkit.start_with_rules(cls, RULES)
         cls.ref = harness.start_memcached_for_class(cls)
-        cls.cfg = faultkit.write_class_file(cls, RULES)
-        cls.mcfault = harness.start_mcfault_for_class(
-            cls, cls.up.port, ['-c', cls.cfg])
 
     # ------------------------------------------------------------ helpers
 
@@ -830,10 +827,7 @@ rules:
 
     @classmethod
     def setUpClass(cls):
-        cls.up = harness.start_memcached_for_class(cls)
-        cls.cfg = faultkit.write_class_file(cls, cls.RULES)
-        cls.mcfault = harness.start_mcfault_for_class(
-            cls, cls.up.port, ['-c', cls.cfg])
+        faultkit.start_with_rules(cls, cls.RULES)
 
     def test_fin_stays_fin_with_input_after_the_cut(self):
         put(self.up.port, 'tf:big', value_of(400000, 1))

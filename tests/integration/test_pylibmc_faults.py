@@ -88,10 +88,7 @@ class PylibmcFaultsTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.up = harness.start_memcached_for_class(cls)
-        cls.cfg = faultkit.write_class_file(cls, RULES)
-        cls.mcfault = harness.start_mcfault_for_class(
-            cls, cls.up.port, ['-c', cls.cfg])
+        faultkit.start_with_rules(cls, RULES)
 
     def client(self, port=None, **beh):
         b = dict(BEHAVIORS)

@@ -69,10 +69,7 @@ class PymemcacheFaultsTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.up = harness.start_memcached_for_class(cls)
-        cls.cfg = faultkit.write_class_file(cls, RULES)
-        cls.mcfault = harness.start_mcfault_for_class(
-            cls, cls.up.port, ['-c', cls.cfg])
+        faultkit.start_with_rules(cls, RULES)
 
     def client(self, timeout=3.0):
         c = Client((harness.HOST, self.mcfault.port), connect_timeout=3.0,
@@ -258,10 +255,7 @@ class PymemcacheNewFaultsTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.up = harness.start_memcached_for_class(cls)
-        cls.cfg = faultkit.write_class_file(cls, NEW_RULES)
-        cls.mcfault = harness.start_mcfault_for_class(
-            cls, cls.up.port, ['-c', cls.cfg])
+        faultkit.start_with_rules(cls, NEW_RULES)
 
     def client(self, timeout=3.0, src=None, **kw):
         if src is not None:

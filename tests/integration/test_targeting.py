@@ -82,13 +82,12 @@ def admin_rules(port, proxy=None):
     return {x['name']: x for x in rules}
 
 
-def start_with_admin(tc, up_port, cfg, for_class=False):
+def start_with_admin(tc, up_port, cfg):
+    """For one test: an mcfault with the rule file cfg and the admin API;
+    (the mcfault, the admin port)."""
     admin = harness.free_port()
-    args = ['-c', cfg, '--admin', str(admin)]
-    if for_class:
-        m = harness.start_mcfault_for_class(tc, up_port, args)
-    else:
-        m = harness.start_mcfault_for_test(tc, up_port, args)
+    m = harness.start_mcfault_for_test(tc, up_port,
+                                       ['-c', cfg, '--admin', str(admin)])
     harness.wait_port(admin, 10, m.proc, 'admin API')
     return m, admin
 
@@ -142,10 +141,7 @@ class ClientTargetingTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.up = harness.start_memcached_for_class(cls)
-        cls.cfg = faultkit.write_class_file(cls, CLIENT_RULES)
-        cls.mcfault, cls.admin = start_with_admin(cls, cls.up.port, cls.cfg,
-                                                  for_class=True)
+        faultkit.start_with_admin(cls, CLIENT_RULES)
         for k in ('c2:k', 'c8:k', 'c6:k', 'cl:k', 'ft:k', 'plain:k'):
             put(cls.up.port, k, 'val-' + k)
 
@@ -374,10 +370,7 @@ class SizeTargetingTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.up = harness.start_memcached_for_class(cls)
-        cls.cfg = faultkit.write_class_file(cls, SIZE_RULES)
-        cls.mcfault, cls.admin = start_with_admin(cls, cls.up.port, cls.cfg,
-                                                  for_class=True)
+        faultkit.start_with_admin(cls, SIZE_RULES)
 
     def store(self, cmd, key, n, extra=b''):
         """`cmd key 0 0 n` (classic) with n bytes of data; the reply."""
@@ -713,10 +706,7 @@ class ConnectRulesTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.up = harness.start_memcached_for_class(cls)
-        cls.cfg = faultkit.write_class_file(cls, CONNECT_RULES)
-        cls.mcfault, cls.admin = start_with_admin(cls, cls.up.port, cls.cfg,
-                                                  for_class=True)
+        faultkit.start_with_admin(cls, CONNECT_RULES)
         put(cls.up.port, 'k', 'val')
 
     def served(self, src='127.0.0.1'):
